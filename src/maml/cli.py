@@ -1,0 +1,209 @@
+"""`python -m maml <command>`: the library's steps from the shell (Snakemake rules call these).
+
+`train` accepts the reference reproduction's flags (`--n_way --k_spt --k_query --task_num
+--glob_update_step --glob_update_step_test --glob_meta_lr --glob_base_lr --epochs
+--use_gpu`) as well as `--config settings.yaml` and `--preset`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+RESOURCES = Path("resources/omniglot")
+DEFAULT_DATA = RESOURCES / "omniglot28.npz"
+
+
+def _settings_from(args) -> dict:
+    """Config file < preset < command-line flags."""
+    from maml.settings import resolve
+
+    file_settings = {}
+    if args.config:
+        file_settings = yaml.safe_load(Path(args.config).read_text()) or {}
+    flags = {
+        "k_query": args.k_query, "meta_batch": args.task_num,
+        "inner_steps": args.glob_update_step, "test_inner_steps": args.glob_update_step_test,
+        "meta_lr": args.glob_meta_lr, "inner_lr": args.glob_base_lr,
+        "iterations": args.epochs, "seed": args.seed, "split": args.split_name,
+        "test_k_query": args.test_k_query, "val_every": args.val_every,
+        "val_tasks": args.val_tasks,
+        "checkpoint_every": args.checkpoint_every,
+        "device": "gpu" if args.use_gpu else args.device,
+        "first_order": True if args.first_order else None,
+    }
+    merged = {**file_settings, **{k: v for k, v in flags.items() if v is not None}}
+    n_way = args.n_way or merged.pop("n_way", 5)
+    k_shot = args.k_spt or merged.pop("k_shot", 1)
+    merged.pop("n_way", None), merged.pop("k_shot", None)
+    preset = args.preset or merged.pop("preset", None)
+    merged.pop("preset", None)
+    return resolve(n_way, k_shot, preset, **merged)
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cell and hyperparameters (reference reproduction's names)")
+    group.add_argument("--config", help="YAML file of settings (flags override it)")
+    group.add_argument("--preset", help="paper, reference or laptop (see maml/presets.yaml)")
+    group.add_argument("--n_way", type=int)
+    group.add_argument("--k_spt", type=int, help="k-shot: support images per class")
+    group.add_argument("--k_query", type=int, help="query images per class in training")
+    group.add_argument("--test_k_query", type=int, help="query images per class at test")
+    group.add_argument("--task_num", type=int, help="meta-batch size")
+    group.add_argument("--glob_update_step", type=int, help="inner steps in training")
+    group.add_argument("--glob_update_step_test", type=int, help="inner steps at test")
+    group.add_argument("--glob_meta_lr", type=float, help="outer (Adam) learning rate")
+    group.add_argument("--glob_base_lr", type=float,
+                       help="inner learning rate, on the mean cross-entropy")
+    group.add_argument("--epochs", type=int, help="meta-iterations (one meta-batch each)")
+    group.add_argument("--first_order", action="store_true", help="first-order MAML")
+    group.add_argument("--seed", type=int)
+    group.add_argument("--split_name", choices=("finn", "lake"))
+    group.add_argument("--val_every", type=int)
+    group.add_argument("--val_tasks", type=int)
+    group.add_argument("--checkpoint_every", type=int)
+    group.add_argument("--use_gpu", action="store_true", help="same as --device gpu")
+    group.add_argument("--device", help="cpu (default), gpu or gpu:N")
+
+
+def _split_path(args, settings) -> Path:
+    return Path(args.split_file or RESOURCES / "splits" / f"{settings['split']}.json")
+
+
+def cmd_fetch(args) -> None:
+    from maml.data import fetch_archive
+
+    fetch_archive(args.name, args.source, args.md5, args.out)
+
+
+def cmd_preprocess(args) -> None:
+    from maml.data import preprocess, save_omniglot
+
+    data = preprocess({"images_background": args.background,
+                       "images_evaluation": args.evaluation})
+    save_omniglot(data, args.out)
+
+
+def cmd_split(args) -> None:
+    from maml.data import load_omniglot, make_split, save_split
+
+    save_split(make_split(load_omniglot(args.data), args.name, args.seed), args.out)
+
+
+def cmd_prepare(args) -> None:
+    """Fetch, preprocess and split in one go, for use without Snakemake."""
+    from maml.data import (ARCHIVES, OFFICIAL_MD5, SPLITS, fetch_archive, make_split,
+                           preprocess, save_omniglot, save_split)
+
+    md5 = dict(OFFICIAL_MD5)
+    md5.update({name: value for name, value in zip(ARCHIVES, args.md5 or [])})
+    out = Path(args.out_dir)
+    archives = {name: fetch_archive(name, args.source, md5[name], out / f"{name}.zip")
+                for name in ARCHIVES}
+    data = preprocess(archives)
+    save_omniglot(data, out / "omniglot28.npz")
+    for name in SPLITS:
+        save_split(make_split(data, name), out / "splits" / f"{name}.json")
+
+
+def cmd_train(args) -> None:
+    from maml.train import train
+
+    settings = _settings_from(args)
+    out = Path(args.out_dir or f"results/runs/{settings['split']}/"
+               f"{settings['n_way']}way{settings['k_shot']}shot/seed{settings['seed']}")
+    summary = train(settings, args.data, _split_path(args, settings), out,
+                    state_path=args.state, resume=args.resume)
+    print(f"best validation accuracy {summary['best_val_accuracy']:.4f}; model in {out}")
+
+
+def cmd_evaluate(args) -> None:
+    from maml.evaluate import evaluate
+    from maml.files import read_json, write_json
+
+    model = Path(args.model)
+    train_json = model.parent / "train.json"
+    if train_json.exists() and not (args.n_way or args.k_spt or args.config or args.preset):
+        settings = read_json(train_json)["settings"]
+        overrides = {"test_inner_steps": args.glob_update_step_test,
+                     "test_k_query": args.test_k_query,
+                     "device": "gpu" if args.use_gpu else args.device}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+    else:
+        settings = _settings_from(args)
+    result = evaluate(model, args.data, _split_path(args, settings), settings,
+                      args.num_tasks, args.test_seed)
+    write_json(args.out or model.parent / "eval.json", result)
+    print(f"{settings['n_way']}-way {settings['k_shot']}-shot: "
+          f"{100 * result['accuracy']:.2f} +/- {100 * result['ci95']:.2f} % "
+          f"({result['num_tasks']} tasks)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maml", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch", help="copy or download one archive, verified by md5")
+    p.add_argument("name", choices=("images_background", "images_evaluation"))
+    p.add_argument("--source", required=True, help="URL, file:// URL or folder")
+    p.add_argument("--md5", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("preprocess", help="archives -> 28x28 images + metadata (.npz)")
+    p.add_argument("--background", required=True)
+    p.add_argument("--evaluation", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_preprocess)
+
+    p = sub.add_parser("split", help="character split (finn or lake) as JSON")
+    p.add_argument("--data", required=True)
+    p.add_argument("--name", required=True, choices=("finn", "lake"))
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("prepare", help="fetch + preprocess + both splits into --out-dir")
+    p.add_argument("--source", default=None, help="default: the official address")
+    p.add_argument("--md5", nargs=2, metavar=("BACKGROUND", "EVALUATION"),
+                   help="md5 sums of the archives at --source (default: official ones)")
+    p.add_argument("--out-dir", default=str(RESOURCES))
+    p.set_defaults(func=cmd_prepare)
+
+    for name, func, helptext in (("train", cmd_train, "meta-train one cell and seed"),
+                                 ("evaluate", cmd_evaluate, "test a model on fixed tasks")):
+        p = sub.add_parser(name, help=helptext)
+        _add_setting_flags(p)
+        p.add_argument("--data", default=str(DEFAULT_DATA))
+        p.add_argument("--split-file", help="default: resources/omniglot/splits/<split>.json")
+        p.set_defaults(func=func)
+    train_parser, eval_parser = sub.choices["train"], sub.choices["evaluate"]
+    train_parser.add_argument("--out-dir")
+    train_parser.add_argument("--state", help="checkpoint path (default: in --out-dir)")
+    train_parser.add_argument("--resume", action="store_true",
+                              help="continue from the checkpoint if it exists")
+    eval_parser.add_argument("--model", required=True, help="model.npz from train")
+    eval_parser.add_argument("--out", help="default: eval.json beside the model")
+    eval_parser.add_argument("--num-tasks", type=int, default=600)
+    eval_parser.add_argument("--test-seed", type=int, default=0)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "source", "") is None:
+        from maml.data import OFFICIAL_SOURCE
+        args.source = OFFICIAL_SOURCE
+    from maml.data import DataError
+    from maml.device import DeviceError
+    from maml.settings import SettingsError
+
+    try:
+        args.func(args)
+    except (DataError, DeviceError, SettingsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,214 @@
+"""Omniglot archives -> verified, preprocessed arrays and character splits.
+
+Knows nothing of Paddle or Snakemake: every function takes paths and returns arrays or
+writes files atomically, so a failed step never leaves a half-written output behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import cv2
+import numpy as np
+import pooch
+from tqdm import tqdm
+
+from maml.files import load_arrays, read_json, save_arrays, write_json
+
+ARCHIVES = ("images_background", "images_evaluation")
+OFFICIAL_SOURCE = "https://github.com/brendenlake/omniglot/raw/master/python"
+OFFICIAL_MD5 = {
+    "images_background": "68d2efa1b9178cc56df9314c21c6e718",
+    "images_evaluation": "6b91aef0f799c5bb55b94e3f2daec811",
+}
+DRAWERS = 20
+IMAGE_SIZE = 28
+SPLITS = ("finn", "lake")
+VALIDATION_CHARACTERS = 100
+
+
+class DataError(RuntimeError):
+    """A data file is missing, corrupt or not the one the checksum promises."""
+
+
+# --------------------------------------------------------------------------- download
+
+
+def md5sum(path: str | os.PathLike) -> str:
+    return pooch.file_hash(str(path), alg="md5")
+
+
+def verify_archive(path: str | os.PathLike, expected_md5: str) -> None:
+    """Fail loudly unless `path` is a readable zip with the expected md5."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path.name}: file not found at {path}")
+    actual = md5sum(path)
+    if actual != expected_md5.lower():
+        raise DataError(
+            f"{path.name}: checksum mismatch: expected md5 {expected_md5.lower()}, "
+            f"got {actual} (wrong, truncated or corrupt file)"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except zipfile.BadZipFile as error:
+        raise DataError(f"{path.name}: not a readable zip archive ({error})") from error
+    if broken is not None:
+        raise DataError(f"{path.name}: corrupt member {broken} in the archive")
+
+
+def _local_path(source: str) -> Path | None:
+    """The folder a `file://` URL or plain path names, or None for a network source."""
+    parsed = urlparse(source)
+    if parsed.scheme == "file":
+        return Path(url2pathname(parsed.path))
+    if parsed.scheme in ("http", "https", "ftp"):
+        return None
+    return Path(source)
+
+
+def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.PathLike,
+                  retries: int = 3) -> Path:
+    """Copy or download `<source>/<name>.zip` to `dest`, verified before it appears there.
+
+    The file is fetched into a temporary name beside `dest` and moved into place only
+    after its md5 and zip structure check out, so a failure leaves nothing at `dest`.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    filename = f"{name}.zip"
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
+        staged = Path(tmp) / filename
+        folder = _local_path(source)
+        if folder is not None:
+            origin = folder / filename
+            if not origin.is_file():
+                raise DataError(f"{filename}: file not found in source folder {folder}")
+            shutil.copyfile(origin, staged)
+        else:
+            fetcher = pooch.create(path=tmp, base_url=source.rstrip("/") + "/",
+                                   registry={filename: None}, retry_if_failed=retries)
+            fetcher.fetch(filename, progressbar=True)
+        verify_archive(staged, expected_md5)
+        os.replace(staged, dest)
+    return dest
+
+
+# --------------------------------------------------------------------------- preprocess
+
+
+@dataclass(frozen=True)
+class Omniglot:
+    """All characters as images[character, drawer, 28, 28] plus per-character metadata."""
+
+    images: np.ndarray  # float32 in [0, 1], stroke = 1
+    char_id: np.ndarray  # official character ID, 1..1623
+    alphabet: np.ndarray
+    character: np.ndarray  # folder name, e.g. character07
+    subset: np.ndarray  # "background" or "evaluation"
+
+    @property
+    def num_characters(self) -> int:
+        return len(self.char_id)
+
+
+def _decode(png: bytes, size: int) -> np.ndarray:
+    raw = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if raw is None:
+        raise DataError("an image in the archive cannot be decoded")
+    stroke = 1.0 - raw.astype(np.float32) / 255.0
+    small = cv2.resize(stroke, (size, size), interpolation=cv2.INTER_AREA)
+    return np.clip(small, 0.0, 1.0)
+
+
+def read_archive(path: str | os.PathLike, size: int = IMAGE_SIZE, progress: bool = True):
+    """Yield (char_id, alphabet, character, drawer images) for each character of an archive."""
+    path = Path(path)
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(n for n in archive.namelist() if n.endswith(".png"))
+        groups: dict[tuple[str, str], list[str]] = {}
+        for member in names:
+            parts = member.split("/")
+            if len(parts) != 4:
+                raise DataError(f"{path.name}: unexpected layout at {member}")
+            groups.setdefault((parts[1], parts[2]), []).append(member)
+        for (alphabet, character), members in tqdm(
+                sorted(groups.items()), desc=path.name, unit="char", disable=not progress):
+            if len(members) != DRAWERS:
+                raise DataError(f"{path.name}: {alphabet}/{character} has {len(members)} "
+                                f"drawings, expected {DRAWERS}")
+            ids = {Path(m).name.split("_")[0] for m in members}
+            if len(ids) != 1:
+                raise DataError(f"{path.name}: {alphabet}/{character} mixes IDs {sorted(ids)}")
+            images = np.stack([_decode(archive.read(m), size) for m in members])
+            yield int(ids.pop()), alphabet, character, images
+
+
+def preprocess(archives: dict[str, str | os.PathLike], size: int = IMAGE_SIZE,
+               progress: bool = True) -> Omniglot:
+    """Decode, invert and area-resize every drawing, ordered by official character ID."""
+    rows = []
+    for subset in ARCHIVES:
+        for char_id, alphabet, character, images in read_archive(archives[subset], size, progress):
+            rows.append((char_id, alphabet, character, subset.removeprefix("images_"), images))
+    rows.sort(key=lambda row: row[0])
+    return Omniglot(
+        images=np.stack([row[4] for row in rows]).astype(np.float32),
+        char_id=np.array([row[0] for row in rows], dtype=np.int32),
+        alphabet=np.array([row[1] for row in rows]),
+        character=np.array([row[2] for row in rows]),
+        subset=np.array([row[3] for row in rows]),
+    )
+
+
+def save_omniglot(data: Omniglot, path: str | os.PathLike) -> None:
+    save_arrays(path, {field: getattr(data, field) for field in Omniglot.__dataclass_fields__})
+
+
+def load_omniglot(path: str | os.PathLike) -> Omniglot:
+    arrays = load_arrays(path)
+    return Omniglot(**{field: arrays[field] for field in Omniglot.__dataclass_fields__})
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def make_split(data: Omniglot, name: str, seed: int = 1,
+               num_val: int = VALIDATION_CHARACTERS) -> dict:
+    """Character indices (into `data`) of the train, val and test parts of a split.
+
+    finn: all 1623 characters shuffled with a fixed seed, 1100/100/423, as the original
+    MAML code does. lake: background characters for training, a seeded `num_val` of them
+    held out for validation, and the evaluation characters for testing.
+    """
+    rng = np.random.default_rng(seed)
+    everything = np.arange(data.num_characters)
+    if name == "finn":
+        order = rng.permutation(everything)
+        num_train = 1200 - num_val
+        parts = {"train": order[:num_train], "val": order[num_train:1200],
+                 "test": order[1200:]}
+    elif name == "lake":
+        background = rng.permutation(everything[data.subset == "background"])
+        parts = {"train": background[num_val:], "val": background[:num_val],
+                 "test": everything[data.subset == "evaluation"]}
+    else:
+        raise ValueError(f"unknown split {name!r}; choose one of {SPLITS}")
+    return {"split": name, "seed": seed,
+            "parts": {part: sorted(int(i) for i in idx) for part, idx in parts.items()}}
+
+
+def save_split(split: dict, path: str | os.PathLike) -> None:
+    write_json(path, split)
+
+
+def load_split(path: str | os.PathLike) -> dict:
+    return read_json(path)

@@ -1,0 +1,53 @@
+"""A trained model on its cell's fixed test tasks: accuracy after each inner step, 95% CI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from tqdm import tqdm
+
+from maml.data import load_omniglot, load_split
+from maml.device import use_device
+from maml.files import load_arrays
+from maml.meta import adaptation_accuracies, as_tensors
+from maml.model import Params, arrays_to_params
+from maml.tasks import TaskIndices, TaskSampler
+
+
+def confidence_interval(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Half-width of the 95% interval of the mean: 1.96 * std / sqrt(n), std with ddof=0."""
+    return 1.96 * np.std(values, axis=axis) / math.sqrt(values.shape[axis])
+
+
+def per_task_accuracies(params: Params, sampler: TaskSampler, tasks: TaskIndices, steps: int,
+                        lr: float, progress: bool = False) -> np.ndarray:
+    """Query accuracy after 0..steps inner steps for each task: [num_tasks, steps + 1]."""
+    rows = []
+    for t in tqdm(range(len(tasks)), desc="evaluate", disable=not progress):
+        sx, sy, qx, qy = as_tensors(sampler.build(tasks[t:t + 1]))
+        rows.append(adaptation_accuracies(params, sx[0], sy[0], qx[0], qy[0], steps, lr))
+    return np.asarray(rows)
+
+
+def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,
+             test_seed: int = 0, progress: bool = True) -> dict:
+    """Adapt to each of `num_tasks` fixed test tasks for 0..test_inner_steps steps."""
+    use_device(settings["device"])
+    params = arrays_to_params(load_arrays(model_path))
+    data, split = load_omniglot(data_path), load_split(split_path)
+    sampler = TaskSampler(data.images, split["parts"]["test"], settings["n_way"],
+                          settings["k_shot"], settings["test_k_query"], settings["rotate"])
+    steps, lr = settings["test_inner_steps"], settings["inner_lr"]
+    per_task = per_task_accuracies(params, sampler, sampler.fixed_tasks(test_seed, num_tasks),
+                                   steps, lr, progress)
+    means, intervals = per_task.mean(axis=0), confidence_interval(per_task)
+    return {
+        "n_way": settings["n_way"], "k_shot": settings["k_shot"],
+        "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
+        "inner_steps": steps, "inner_lr": lr,
+        "accuracy": float(means[-1]), "ci95": float(intervals[-1]),
+        "per_step_accuracy": [float(a) for a in means],
+        "per_step_ci95": [float(c) for c in intervals],
+        "task_accuracy": [float(a) for a in per_task[:, -1]],
+    }

@@ -1,0 +1,149 @@
+"""The outer loop: Adam on the meta-loss, logging, validation, checkpoints and resume.
+
+Everything random comes from one numpy generator seeded by `settings["seed"]` (weights
+and tasks), and its state is checkpointed with the weights and Adam's moments, so a
+resumed run continues exactly where the interrupted one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import paddle
+from tqdm import tqdm
+
+from maml.data import load_omniglot, load_split
+from maml.device import use_device
+from maml.evaluate import per_task_accuracies
+from maml.files import load_arrays, save_arrays, write_json, write_text
+from maml.meta import as_tensors, meta_gradient
+from maml.model import Params, arrays_to_params, init_params, params_to_arrays
+from maml.tasks import TaskSampler
+
+CURVE_COLUMNS = ("iteration", "loss", "accuracy", "val_accuracy", "elapsed_s")
+VAL_SEED = 12345  # the same validation tasks for every run of a cell
+
+
+class Adam:
+    """Adam (Kingma & Ba) with TF's defaults, its state keyed by parameter name.
+
+    Written out rather than taken from `paddle.optimizer.Adam`, whose state is keyed by
+    auto-generated tensor names that differ between processes, which breaks exact resume.
+    """
+
+    def __init__(self, params: Params, lr: float, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.step_count = 0
+        self.m = {name: np.zeros(p.shape, np.float64) for name, p in params.items()}
+        self.v = {name: np.zeros(p.shape, np.float64) for name, p in params.items()}
+
+    def step(self, params: Params, grads) -> None:
+        self.step_count += 1
+        t = self.step_count
+        rate = self.lr * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+        for (name, param), grad in zip(params.items(), grads):
+            g = grad.numpy().astype(np.float64)
+            self.m[name] = self.beta1 * self.m[name] + (1 - self.beta1) * g
+            self.v[name] = self.beta2 * self.v[name] + (1 - self.beta2) * g * g
+            update = rate * self.m[name] / (np.sqrt(self.v[name]) + self.eps)
+            param.set_value((param.numpy() - update).astype(param.numpy().dtype))
+
+
+class Checkpoint:
+    """Resume state kept outside the run's declared outputs (Snakemake deletes those)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def save(self, params, best, adam: Adam, rng, iteration, curve, best_val) -> None:
+        arrays = {**params_to_arrays(params, "param/"), **params_to_arrays(best, "best/")}
+        arrays.update({f"adam_m/{k}": v for k, v in adam.m.items()})
+        arrays.update({f"adam_v/{k}": v for k, v in adam.v.items()})
+        meta = {"iteration": iteration, "adam_step": adam.step_count, "best_val": best_val,
+                "rng": rng.bit_generator.state, "curve": curve}
+        arrays["meta"] = np.array(json.dumps(meta))
+        save_arrays(self.path, arrays)
+
+    def load(self, params, best, adam: Adam, rng):
+        arrays = load_arrays(self.path)
+        for name, p in arrays_to_params(arrays, "param/").items():
+            params[name].set_value(p.numpy())
+        best.update(arrays_to_params(arrays, "best/"))
+        adam.m = {k[len("adam_m/"):]: v for k, v in arrays.items() if k.startswith("adam_m/")}
+        adam.v = {k[len("adam_v/"):]: v for k, v in arrays.items() if k.startswith("adam_v/")}
+        meta = json.loads(str(arrays["meta"]))
+        adam.step_count = meta["adam_step"]
+        rng.bit_generator.state = meta["rng"]
+        return meta["iteration"], meta["curve"], meta["best_val"]
+
+
+def train(settings: dict, data_path, split_path, out_dir, state_path=None,
+          resume: bool = False, progress: bool = True) -> dict:
+    """Meta-train one cell and seed; write model.npz (best on validation), curve.csv, train.json.
+
+    With `resume`, continue from the checkpoint at `state_path` if there is one.
+    """
+    use_device(settings["device"])
+    out_dir = Path(out_dir)
+    checkpoint = Checkpoint(state_path or out_dir / "checkpoint.npz")
+    data, split = load_omniglot(data_path), load_split(split_path)
+    n, k = settings["n_way"], settings["k_shot"]
+    train_tasks = TaskSampler(data.images, split["parts"]["train"], n, k,
+                              settings["k_query"], settings["rotate"])
+    val_sampler = TaskSampler(data.images, split["parts"]["val"], n, k,
+                              settings["test_k_query"], settings["rotate"])
+    val_tasks = val_sampler.fixed_tasks(VAL_SEED, settings["val_tasks"])
+
+    rng = np.random.default_rng(settings["seed"])
+    params = init_params(n, seed=int(rng.integers(2 ** 31)))
+    best = OrderedDict((name, p.detach().clone()) for name, p in params.items())
+    adam = Adam(params, settings["meta_lr"])
+    start, curve, best_val = 0, [], -1.0
+    if resume and checkpoint.path.exists():
+        start, curve, best_val = checkpoint.load(params, best, adam, rng)
+
+    elapsed0 = curve[-1]["elapsed_s"] if curve else 0.0
+    clock = time.perf_counter()
+    steps, lr = settings["inner_steps"], settings["inner_lr"]
+    bar = tqdm(range(start, settings["iterations"]), initial=start, total=settings["iterations"],
+               desc=f"train {n}-way {k}-shot seed {settings['seed']}", disable=not progress)
+    for iteration in bar:
+        batch = as_tensors(train_tasks.sample(rng, settings["meta_batch"]))
+        loss, acc, grads = meta_gradient(params, *batch, steps, lr, settings["first_order"])
+        adam.step(params, grads)
+        row = {"iteration": iteration + 1, "loss": float(loss), "accuracy": float(acc),
+               "val_accuracy": None,
+               "elapsed_s": round(elapsed0 + time.perf_counter() - clock, 3)}
+        done = iteration + 1 == settings["iterations"]
+        if (iteration + 1) % settings["val_every"] == 0 or done:
+            val = per_task_accuracies(params, val_sampler, val_tasks,
+                                      settings["test_inner_steps"], lr)[:, -1].mean()
+            row["val_accuracy"] = float(val)
+            if val > best_val:
+                best_val = float(val)
+                best = OrderedDict((name, p.detach().clone()) for name, p in params.items())
+        curve.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
+                        val=f"{best_val:.3f}")
+        if (iteration + 1) % settings["checkpoint_every"] == 0 or done:
+            checkpoint.save(params, best, adam, rng, iteration + 1, curve, best_val)
+
+    summary = {"settings": settings, "iterations": settings["iterations"],
+               "best_val_accuracy": best_val,
+               "wall_time_s": curve[-1]["elapsed_s"] if curve else 0.0}
+    save_arrays(out_dir / "model.npz", params_to_arrays(best))
+    write_text(out_dir / "curve.csv", curve_csv(curve))
+    write_json(out_dir / "train.json", summary)
+    return summary
+
+
+def curve_csv(curve: list[dict]) -> str:
+    lines = [",".join(CURVE_COLUMNS)]
+    for row in curve:
+        lines.append(",".join("" if row[c] is None else repr(row[c]) for c in CURVE_COLUMNS))
+    return "\n".join(lines) + "\n"
