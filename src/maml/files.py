@@ -48,7 +48,7 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
                 info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 buffer = io.BytesIO()
-                np.lib.format.write_array(buffer, np.ascontiguousarray(array),
+                np.lib.format.write_array(buffer, np.asarray(array, order="C"),
                                           allow_pickle=False)
                 archive.writestr(info, buffer.getvalue())
 

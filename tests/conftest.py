@@ -1,0 +1,42 @@
+"""Shared fixtures: the real Omniglot archives, prepared once per test session.
+
+OMNIGLOT_SOURCE points at a folder (or file:// URL) holding the two archives; it defaults
+to ../shared/omniglot beside the repository. OMNIGLOT_MD5 gives their md5 sums as
+"background,evaluation" (default: those of the shared copy; for the official archives use
+68d2efa1b9178cc56df9314c21c6e718,6b91aef0f799c5bb55b94e3f2daec811).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from maml import data
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = os.environ.get("OMNIGLOT_SOURCE", str(REPO.parent / "shared" / "omniglot"))
+MD5 = dict(zip(data.ARCHIVES, os.environ.get(
+    "OMNIGLOT_MD5", "8f9978ac05047afbbe0fbe63cf550246,6af362d5623d824b3c39158ad90bb308"
+).split(",")))
+
+
+@pytest.fixture(scope="session")
+def archives(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("archives")
+    return {name: data.fetch_archive(name, SOURCE, MD5[name], out / f"{name}.zip")
+            for name in data.ARCHIVES}
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, archives) -> dict:
+    """Preprocessed data and both splits, as files, like the pipeline's prepare rules."""
+    out = tmp_path_factory.mktemp("prepared")
+    omniglot = data.preprocess(archives, progress=False)
+    data.save_omniglot(omniglot, out / "omniglot28.npz")
+    splits = {}
+    for name in data.SPLITS:
+        splits[name] = out / f"{name}.json"
+        data.save_split(data.make_split(omniglot, name), splits[name])
+    return {"data": omniglot, "data_path": out / "omniglot28.npz", "splits": splits}

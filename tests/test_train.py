@@ -1,0 +1,101 @@
+"""Training and evaluation on the real data: learning, determinism, resume, evaluation output."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from maml.evaluate import confidence_interval, evaluate
+from maml.files import load_arrays
+from maml.settings import resolve
+from maml.train import train
+
+TINY = dict(meta_batch=2, k_query=2, test_k_query=2, inner_steps=1, inner_lr=0.4,
+            test_inner_steps=2, val_every=5, val_tasks=4, checkpoint_every=10)
+
+
+def run(prepared, out, iterations, **kwargs):
+    settings = resolve(5, 1, **{**TINY, "iterations": iterations, **kwargs.pop("s", {})})
+    return train(settings, prepared["data_path"], prepared["splits"]["finn"], out,
+                 progress=False, **kwargs)
+
+
+def curve(out):
+    lines = (out / "curve.csv").read_text().splitlines()
+    return [line.split(",")[:4] for line in lines]  # without the wall clock
+
+
+def test_short_run_learns_well_above_chance(prepared, tmp_path):
+    settings = dict(meta_batch=4, k_query=5, test_k_query=5, val_every=40, val_tasks=40,
+                    test_inner_steps=3)
+    summary = run(prepared, tmp_path, 40, s=settings)
+    assert summary["best_val_accuracy"] > 0.45  # chance is 0.2
+
+
+def test_same_seed_same_losses(prepared, tmp_path):
+    run(prepared, tmp_path / "a", 6)
+    run(prepared, tmp_path / "b", 6)
+    run(prepared, tmp_path / "c", 6, s={"seed": 1})
+    assert curve(tmp_path / "a") == curve(tmp_path / "b")
+    assert curve(tmp_path / "a") != curve(tmp_path / "c")
+
+
+def test_resume_equals_straight_run(prepared, tmp_path):
+    run(prepared, tmp_path / "straight", 20)
+    state = tmp_path / "state" / "checkpoint.npz"
+    run(prepared, tmp_path / "resumed", 10, state_path=state)
+    # a new process state: resume from the checkpoint and finish the 20 steps
+    run(prepared, tmp_path / "resumed", 20, state_path=state, resume=True)
+    assert curve(tmp_path / "straight") == curve(tmp_path / "resumed")
+    a = load_arrays(tmp_path / "straight" / "model.npz")
+    b = load_arrays(tmp_path / "resumed" / "model.npz")
+    assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    checkpoint = json.loads(str(load_arrays(state)["meta"]))
+    assert checkpoint["iteration"] == 20
+
+
+def test_evaluation_output(prepared, tmp_path):
+    run(prepared, tmp_path, 2)
+    settings = resolve(5, 1, **{**TINY, "iterations": 2})
+    result = evaluate(tmp_path / "model.npz", prepared["data_path"], prepared["splits"]["finn"],
+                      settings, num_tasks=12, test_seed=3, progress=False)
+    assert len(result["per_step_accuracy"]) == settings["test_inner_steps"] + 1
+    assert len(result["per_step_ci95"]) == settings["test_inner_steps"] + 1
+    tasks = np.array(result["task_accuracy"])
+    assert tasks.shape == (12,) and ((0 <= tasks) & (tasks <= 1)).all()
+    assert result["accuracy"] == pytest.approx(tasks.mean())
+    assert result["ci95"] == pytest.approx(1.96 * tasks.std() / np.sqrt(12))
+    again = evaluate(tmp_path / "model.npz", prepared["data_path"], prepared["splits"]["finn"],
+                     settings, num_tasks=12, test_seed=3, progress=False)
+    assert again == result
+
+
+def test_confidence_interval_formula():
+    values = np.array([[1.0, 0.5], [0.0, 0.5], [1.0, 0.5], [0.0, 0.5]])
+    np.testing.assert_allclose(confidence_interval(values), [1.96 * 0.5 / 2, 0.0])
+
+
+def test_cli_train_then_evaluate(prepared, tmp_path):
+    """The reference reproduction's flags, then evaluate writes per-step accuracies."""
+    out = tmp_path / "run"
+    common = ["--data", str(prepared["data_path"]),
+              "--split-file", str(prepared["splits"]["finn"])]
+    subprocess.run([sys.executable, "-m", "maml", "train", "--n_way", "5", "--k_spt", "1",
+                    "--k_query", "2", "--task_num", "2", "--glob_update_step", "1",
+                    "--glob_update_step_test", "2", "--glob_meta_lr", "0.001",
+                    "--glob_base_lr", "0.4", "--epochs", "3", "--val_every", "3",
+                    "--val_tasks", "2", "--out-dir", str(out), *common], check=True,
+                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "maml", "evaluate", "--model", str(out / "model.npz"),
+                    "--num-tasks", "5", *common], check=True, capture_output=True)
+    result = json.loads((out / "eval.json").read_text())
+    assert result["num_tasks"] == 5 and len(result["per_step_accuracy"]) == 3
+
+
+def test_cli_rejects_impossible_cell(prepared):
+    result = subprocess.run([sys.executable, "-m", "maml", "train", "--n_way", "5",
+                             "--k_spt", "10", "--k_query", "15"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "k_shot + k_query = 25 exceeds" in result.stderr
