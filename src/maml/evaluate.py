@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from tqdm import tqdm
@@ -39,6 +40,7 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
     sampler = TaskSampler(data.images, split["parts"]["test"], settings["n_way"],
                           settings["k_shot"], settings["test_k_query"], settings["rotate"])
     steps, lr = settings["test_inner_steps"], settings["inner_lr"]
+    clock = time.perf_counter()
     per_task = per_task_accuracies(params, sampler, sampler.fixed_tasks(test_seed, num_tasks),
                                    steps, lr, progress)
     means, intervals = per_task.mean(axis=0), confidence_interval(per_task)
@@ -50,4 +52,5 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
         "per_step_accuracy": [float(a) for a in means],
         "per_step_ci95": [float(c) for c in intervals],
         "task_accuracy": [float(a) for a in per_task[:, -1]],
+        "wall_time_s": round(time.perf_counter() - clock, 3),
     }

@@ -6,6 +6,9 @@ checks happen here, before any data is read or any job starts.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from importlib import resources
 
 import yaml
@@ -24,6 +27,7 @@ DEFAULTS = {
     "test_k_query": 15,
     "rotate": True,
     "split": "finn",
+    "val_inner_steps": 10,
     "val_every": 100,
     "val_tasks": 100,
     "checkpoint_every": 50,
@@ -31,9 +35,16 @@ DEFAULTS = {
     "device": "cpu",
 }
 DRAWERS = 20
+# Characters in each part of each split (see maml.data.make_split).
+SPLIT_SIZES = {"finn": {"train": 1100, "val": 100, "test": 423},
+               "lake": {"train": 864, "val": 100, "test": 659}}
 POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
-            "iterations", "test_inner_steps", "test_k_query", "val_every", "val_tasks",
+            "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every", "val_tasks",
             "checkpoint_every")
+
+
+# Keys that only evaluation reads: changing them must not retrain a model.
+EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
 
 
 class SettingsError(ValueError):
@@ -66,6 +77,10 @@ def resolve(n_way: int, k_shot: int, preset: str | None = None, **overrides) -> 
     return settings
 
 
+def training_settings(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if k not in EVALUATION_KEYS}
+
+
 def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     """Reject impossible settings early, naming the key. `num_classes` maps split part -> size."""
     unknown = set(settings) - set(DEFAULTS) - {"preset"}
@@ -84,3 +99,38 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
         if settings["n_way"] > count:
             raise SettingsError(f"n_way: {settings['n_way']} exceeds the {count} classes of "
                                 f"the {part!r} part of split {settings['split']!r}")
+
+
+def parse_cell(cell: str) -> tuple[int, int]:
+    """'20way5shot' -> (20, 5)."""
+    match = re.fullmatch(r"(\d+)way(\d+)shot", cell)
+    if not match:
+        raise SettingsError(f"cells: {cell!r} is not of the form <n>way<k>shot")
+    return int(match[1]), int(match[2])
+
+
+def cell_settings(config: dict, cell: str, seed: int) -> dict:
+    """A pipeline config's settings for one cell and seed: preset < overrides < cell overrides."""
+    n_way, k_shot = parse_cell(cell)
+    overrides = {**config.get("overrides", {}), **config.get("cell_overrides", {}).get(cell, {})}
+    fixed = {"seed": seed, "split": config["split"], "device": config["device"]}
+    for key in set(overrides) & set(fixed) | set(overrides) & {"n_way", "k_shot"}:
+        raise SettingsError(f"overrides: {key} is set by the config's own keys, not overrides")
+    settings = resolve(n_way, k_shot, config["preset"], **overrides, **fixed)
+    validate(settings, SPLIT_SIZES[config["split"]])
+    return settings
+
+
+def check_config(config: dict) -> None:
+    """Validate every cell of a pipeline config before any job starts."""
+    for cell in config["cells"]:
+        try:
+            cell_settings(config, cell, config["seeds"][0])
+        except SettingsError as error:
+            raise SettingsError(f"config, cell {cell}: {error}") from None
+
+
+def fingerprint(settings: dict) -> str:
+    """A short hash of the settings that shape a trained model (names its resume state)."""
+    text = json.dumps(training_settings(settings), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

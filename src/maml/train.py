@@ -96,7 +96,7 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     train_tasks = TaskSampler(data.images, split["parts"]["train"], n, k,
                               settings["k_query"], settings["rotate"])
     val_sampler = TaskSampler(data.images, split["parts"]["val"], n, k,
-                              settings["test_k_query"], settings["rotate"])
+                              settings["k_query"], settings["rotate"])
     val_tasks = val_sampler.fixed_tasks(VAL_SEED, settings["val_tasks"])
 
     rng = np.random.default_rng(settings["seed"])
@@ -122,7 +122,7 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
         done = iteration + 1 == settings["iterations"]
         if (iteration + 1) % settings["val_every"] == 0 or done:
             val = per_task_accuracies(params, val_sampler, val_tasks,
-                                      settings["test_inner_steps"], lr)[:, -1].mean()
+                                      settings["val_inner_steps"], lr)[:, -1].mean()
             row["val_accuracy"] = float(val)
             if val > best_val:
                 best_val = float(val)

@@ -1,0 +1,35 @@
+# MAML (Finn et al. 2017) on Omniglot, from the official archives to the reproduction table.
+# Rules only wire files to functions of the `maml` package in src/maml.
+
+import sys
+
+from snakemake.utils import min_version, validate
+
+# The workflow and its scripts use the `maml` package of this checkout's src/.
+sys.path.insert(0, f"{workflow.basedir}/src")
+
+from maml.settings import cell_settings, check_config, fingerprint, training_settings
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+check_config(config)
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/maml.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.aggregate.output,

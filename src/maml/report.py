@@ -1,0 +1,171 @@
+"""Evaluation files -> the reproduction table, its figures and the provenance of the numbers.
+
+Knows nothing of Paddle: it reads the JSON and CSV files that `train` and `evaluate` wrote.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from maml.files import read_json, write_json, write_text  # noqa: E402
+
+# Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
+PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
+         "20way1shot": (95.8, 0.3), "20way5shot": (98.9, 0.2)}
+# The PaddlePaddle reference reproduction's reported test accuracies (percent).
+REFERENCE = {"5way1shot": 99.2, "5way5shot": 99.5, "20way1shot": 95.0, "20way5shot": 98.7}
+PACKAGES = ("maml-omniglot", "paddlepaddle", "paddlepaddle-gpu", "numpy", "opencv-python-headless",
+            "pandas", "tqdm", "pooch", "matplotlib", "snakemake", "pyyaml")
+
+
+def _cell(result: dict) -> str:
+    return f"{result['n_way']}way{result['k_shot']}shot"
+
+
+def load_runs(evals, summaries) -> pd.DataFrame:
+    """One row per trained model: its cell, seed, test accuracy and budget."""
+    rows = []
+    for eval_path, summary_path in zip(evals, summaries):
+        result, summary = read_json(eval_path), read_json(summary_path)
+        rows.append({
+            "cell": _cell(result), "n_way": result["n_way"], "k_shot": result["k_shot"],
+            "seed": summary["settings"]["seed"], "accuracy": 100 * result["accuracy"],
+            "ci95": 100 * result["ci95"], "test_tasks": result["num_tasks"],
+            "iterations": summary["iterations"], "train_minutes": summary["wall_time_s"] / 60,
+            "eval_minutes": result.get("wall_time_s", float("nan")) / 60,
+        })
+    return pd.DataFrame(rows)
+
+
+def summarise(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: mean over seeds with a 95% interval across seeds (1.96 s / sqrt(seeds))."""
+    rows = []
+    for cell, group in runs.groupby("cell", sort=False):
+        acc = group["accuracy"].to_numpy()
+        spread = 1.96 * acc.std(ddof=1) / math.sqrt(len(acc)) if len(acc) > 1 else float("nan")
+        paper = PAPER.get(cell, (float("nan"), float("nan")))
+        rows.append({
+            "cell": cell, "seeds": len(acc), "accuracy": acc.mean(), "ci95_seeds": spread,
+            "per_seed": "; ".join(f"{a:.2f} ± {c:.2f}" for a, c in
+                                  zip(group["accuracy"], group["ci95"])),
+            "test_tasks": int(group["test_tasks"].iloc[0]),
+            "iterations": int(group["iterations"].iloc[0]),
+            "train_minutes": group["train_minutes"].mean(),
+            "paper": paper[0], "paper_ci95": paper[1],
+            "reference": REFERENCE.get(cell, float("nan")),
+        })
+    table = pd.DataFrame(rows)
+    order = {cell: i for i, cell in enumerate(PAPER)}
+    return table.sort_values("cell", key=lambda c: c.map(lambda x: order.get(x, 99)))
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    lines = ["| cell | this code (mean ± 95% over seeds) | per seed (± 95% over test tasks) "
+             "| iterations | train min/seed | paper | reference |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in table.itertuples():
+        lines.append(
+            f"| {row.cell} | {row.accuracy:.2f} ± {row.ci95_seeds:.2f} ({row.seeds} seeds) "
+            f"| {row.per_seed} | {row.iterations} | {row.train_minutes:.1f} "
+            f"| {row.paper:.1f} ± {row.paper_ci95:.1f} | {row.reference:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_validation_curves(curves, summaries, path) -> None:
+    cells = {}
+    for curve_path, summary_path in zip(curves, summaries):
+        settings = read_json(summary_path)["settings"]
+        cell = f"{settings['n_way']}way{settings['k_shot']}shot"
+        frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"])
+        cells.setdefault(cell, []).append((settings["seed"], frame))
+    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.2), squeeze=False)
+    for ax, (cell, runs) in zip(axes[0], cells.items()):
+        for seed, frame in runs:
+            ax.plot(frame["iteration"], 100 * frame["val_accuracy"], marker=".",
+                    label=f"seed {seed}")
+        ax.set(title=cell, xlabel="meta-iteration", ylabel="validation accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_accuracy_vs_steps(evals, path) -> None:
+    cells = {}
+    for eval_path in evals:
+        result = read_json(eval_path)
+        cells.setdefault(_cell(result), []).append(result)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for cell, results in cells.items():
+        acc = 100 * np.mean([r["per_step_accuracy"] for r in results], axis=0)
+        ci = 100 * np.mean([r["per_step_ci95"] for r in results], axis=0)
+        steps = np.arange(len(acc))
+        ax.plot(steps, acc, marker="o", label=cell)
+        ax.fill_between(steps, acc - ci, acc + ci, alpha=0.2)
+    ax.set(xlabel="inner gradient steps at test", ylabel="test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def _save_figure(fig, path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
+    """What produced these numbers: commit, config, package versions, machine, wall times."""
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", str(workflow_dir), *args], capture_output=True,
+                                  text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "config": config,
+        "python": sys.version.split()[0],
+        "packages": versions,
+        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+                    "cpus": os.cpu_count()},
+        "jobs": runs[["cell", "seed", "iterations", "train_minutes", "eval_minutes"]]
+        .to_dict(orient="records"),
+    }
+
+
+def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir=".") -> None:
+    """Write the table (md, csv, html), the two figures and provenance.json."""
+    runs = load_runs(evals, summaries)
+    table = summarise(runs)
+    write_text(outputs["csv"], table.to_csv(index=False))
+    write_text(outputs["markdown"], markdown_table(table))
+    write_text(outputs["html"], "<h2>MAML on Omniglot: test accuracy (%)</h2>\n"
+               + table.to_html(index=False, float_format=lambda x: f"{x:.2f}"))
+    plot_validation_curves(curves, summaries, outputs["curves"])
+    plot_accuracy_vs_steps(evals, outputs["steps"])
+    write_json(outputs["provenance"], provenance(config, runs, workflow_dir))

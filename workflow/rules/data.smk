@@ -1,0 +1,57 @@
+rule download:
+    output:
+        "resources/omniglot/{archive}.zip",
+    params:
+        source=config["data"]["source"],
+        md5=lambda wildcards: config["data"]["md5"][wildcards.archive],
+    log:
+        "logs/download/{archive}.log",
+    benchmark:
+        "benchmarks/download/{archive}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    script:
+        "../scripts/download.py"
+
+
+rule preprocess:
+    input:
+        background="resources/omniglot/images_background.zip",
+        evaluation="resources/omniglot/images_evaluation.zip",
+    output:
+        "resources/omniglot/omniglot28.npz",
+    log:
+        "logs/preprocess.log",
+    benchmark:
+        "benchmarks/preprocess.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/preprocess.py"
+
+
+rule split:
+    input:
+        "resources/omniglot/omniglot28.npz",
+    output:
+        "resources/omniglot/splits/{split}.json",
+    log:
+        "logs/split/{split}.log",
+    benchmark:
+        "benchmarks/split/{split}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/split.py"

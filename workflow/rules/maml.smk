@@ -1,0 +1,53 @@
+rule train:
+    input:
+        data="resources/omniglot/omniglot28.npz",
+        split="resources/omniglot/splits/{split}.json",
+    output:
+        model="results/runs/{split}/{cell}/seed{seed}/model.npz",
+        curve="results/runs/{split}/{cell}/seed{seed}/curve.csv",
+        summary="results/runs/{split}/{cell}/seed{seed}/train.json",
+    params:
+        settings=lambda wildcards: training_settings(settings_for(wildcards)),
+        # resume state lives outside the outputs, which Snakemake deletes before a rerun
+        state=lambda wildcards: f"results/state/{wildcards.split}/{wildcards.cell}/"
+        f"seed{wildcards.seed}/{fingerprint(settings_for(wildcards))}.npz",
+    log:
+        "logs/train/{split}/{cell}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{split}/{cell}/seed{seed}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=24 * 60,
+        gpu=1 if ON_GPU else 0,
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate:
+    input:
+        model="results/runs/{split}/{cell}/seed{seed}/model.npz",
+        summary="results/runs/{split}/{cell}/seed{seed}/train.json",
+        data="resources/omniglot/omniglot28.npz",
+        split="resources/omniglot/splits/{split}.json",
+    output:
+        "results/runs/{split}/{cell}/seed{seed}/eval.json",
+    params:
+        settings=settings_for,
+        num_tasks=config["test_tasks"],
+        test_seed=config["test_seed"],
+    log:
+        "logs/evaluate/{split}/{cell}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate/{split}/{cell}/seed{seed}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=120,
+        gpu=1 if ON_GPU else 0,
+    script:
+        "../scripts/evaluate.py"

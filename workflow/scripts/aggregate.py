@@ -1,0 +1,13 @@
+"""Snakemake glue for `maml.report.aggregate`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from maml.report import aggregate  # noqa: E402
+
+aggregate(snakemake.input.evals, snakemake.input.summaries, snakemake.input.curves,
+          dict(snakemake.output.items()), snakemake.params.config,
+          workflow_dir=Path(snakemake.scriptdir).parents[1])

@@ -1,0 +1,11 @@
+"""Snakemake glue for `maml.data.fetch_archive`: verified copy or download of one archive."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from maml.data import fetch_archive  # noqa: E402
+
+fetch_archive(snakemake.wildcards.archive, snakemake.params.source, snakemake.params.md5,
+              snakemake.output[0])

@@ -1,0 +1,16 @@
+"""Snakemake glue for `maml.evaluate.evaluate`."""
+
+import os
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from maml.evaluate import evaluate  # noqa: E402
+from maml.files import write_json  # noqa: E402
+
+result = evaluate(snakemake.input.model, snakemake.input.data, snakemake.input.split,
+                  snakemake.params.settings, snakemake.params.num_tasks,
+                  snakemake.params.test_seed)
+write_json(snakemake.output[0], result)
