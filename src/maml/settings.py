@@ -122,8 +122,8 @@ def cell_settings(config: dict, cell: str, seed: int) -> dict:
 
 
 def check_config(config: dict) -> None:
-    """Validate every cell of a pipeline config before any job starts."""
-    for cell in config["cells"]:
+    """Validate every cell of a pipeline config (and every overridden one) before any job."""
+    for cell in dict.fromkeys([*config["cells"], *config.get("cell_overrides", {})]):
         try:
             cell_settings(config, cell, config["seeds"][0])
         except SettingsError as error:

@@ -133,7 +133,7 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
         if (iteration + 1) % settings["checkpoint_every"] == 0 or done:
             checkpoint.save(params, best, adam, rng, iteration + 1, curve, best_val)
 
-    summary = {"settings": settings, "iterations": settings["iterations"],
+    summary = {"settings": settings, "iterations": settings["iterations"], "resumed_from": start,
                "best_val_accuracy": best_val,
                "wall_time_s": curve[-1]["elapsed_s"] if curve else 0.0}
     save_arrays(out_dir / "model.npz", params_to_arrays(best))

@@ -6,16 +6,16 @@ rule aggregate:
     output:
         markdown="results/table.md",
         csv="results/table.csv",
-        html=report("results/table.html", category="Table", caption="report/table.rst"),
+        html=report("results/table.html", category="Table", caption="../report/table.rst"),
         curves=report(
             "results/figures/validation_curves.png",
             category="Figures",
-            caption="report/validation_curves.rst",
+            caption="../report/validation_curves.rst",
         ),
         steps=report(
             "results/figures/accuracy_vs_steps.png",
             category="Figures",
-            caption="report/accuracy_vs_steps.rst",
+            caption="../report/accuracy_vs_steps.rst",
         ),
         provenance="results/provenance.json",
     params:

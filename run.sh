@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# ./run.sh pipeline [snakemake args]   the reproduction pipeline (default: config.yaml)
+# ./run.sh test [pytest args]          the test suite
+# Each creates .venv and installs what it needs on first use (or when pyproject.toml changes).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+setup() {  # $1: pip extras
+    local stamp=".venv/.installed-$1"
+    if [ ! -x .venv/bin/python ]; then
+        python3 -m venv .venv
+    fi
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        .venv/bin/python -m pip install --quiet --upgrade pip
+        .venv/bin/python -m pip install --quiet -e ".[$1]"
+        touch "$stamp"
+    fi
+}
+
+clear_stale_lock() {  # a run killed by SIGKILL leaves Snakemake's lock behind
+    [ -n "$(ls -A .snakemake/locks 2>/dev/null)" ] || return 0
+    for pid in $(pgrep -f snakemake || true); do
+        [ "$pid" != "$$" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$PWD" ] && return 0
+    done
+    echo "run.sh: removing the lock of a killed run (no Snakemake process is running here)"
+    .venv/bin/snakemake --unlock --cores 1 "$@" > /dev/null
+}
+
+command="${1:-}"
+shift || true
+case "$command" in
+    pipeline)
+        setup pipeline
+        clear_stale_lock "$@"
+        exec .venv/bin/snakemake --cores all "$@"
+        ;;
+    test)
+        setup test
+        exec .venv/bin/python -m pytest "$@"
+        ;;
+    *)
+        echo "usage: ./run.sh pipeline [snakemake args] | ./run.sh test [pytest args]" >&2
+        exit 2
+        ;;
+esac

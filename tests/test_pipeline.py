@@ -1,0 +1,225 @@
+"""The Snakemake workflow end to end on a small offline config, partial reruns, config checks,
+and resume after an interrupted run."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import MD5, REPO, SOURCE
+
+SMALL = {
+    "data": {"source": str(Path(SOURCE).resolve()), "md5": MD5},
+    "cells": ["5way1shot", "20way1shot"],
+    "seeds": [0, 1],
+    "preset": "laptop",
+    "overrides": {"iterations": 4, "meta_batch": 2, "val_every": 2, "val_tasks": 4,
+                  "checkpoint_every": 2, "test_inner_steps": 2, "val_inner_steps": 2},
+    "test_tasks": 6,
+}
+
+
+def snakemake(workdir, *args, config=None, check=True, **kwargs):
+    configfile = Path(workdir) / "test-config.yaml"
+    if config is not None:
+        configfile.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+               "-d", str(workdir), "--configfile", str(configfile), *args]
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(result.stdout[-5000:])
+    return result
+
+
+def planned_jobs(workdir, *args, config=None) -> dict[str, int]:
+    """The dry-run's job counts per rule."""
+    out = snakemake(workdir, "--dry-run", *args, config=config).stdout
+    counts, inside = {}, False
+    for line in out.splitlines():
+        if line.startswith("Job stats:"):
+            inside, counts = True, {}
+        elif inside and not line.strip():
+            inside = False
+        elif inside and line.split()[0] not in ("job", "total") and set(line[0]) != {"-"}:
+            rule, count = line.split()
+            counts[rule] = int(count)
+    return counts
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    snakemake(workdir, "--cores", "2", config=SMALL)
+    return workdir
+
+
+def test_table_holds_the_evaluation_files_numbers(finished):
+    table = pd.read_csv(finished / "results" / "table.csv")
+    assert list(table["cell"]) == ["5way1shot", "20way1shot"]
+    for row in table.itertuples():
+        evals = [json.loads((finished / f"results/runs/finn/{row.cell}/seed{s}/eval.json")
+                            .read_text()) for s in (0, 1)]
+        accuracies = np.array([100 * e["accuracy"] for e in evals])
+        assert row.accuracy == pytest.approx(accuracies.mean(), abs=1e-9)
+        assert row.ci95_seeds == pytest.approx(1.96 * accuracies.std(ddof=1) / math.sqrt(2))
+        assert row.per_seed == "; ".join(f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f}"
+                                         for e in evals)
+        assert row.test_tasks == 6 == evals[0]["num_tasks"] and row.iterations == 4
+    markdown = (finished / "results" / "table.md").read_text()
+    assert f"{table.accuracy[0]:.2f} ± {table.ci95_seeds[0]:.2f}" in markdown
+    assert "98.7 ± 0.4" in markdown and "99.2" in markdown
+
+
+def test_figures_provenance_logs_and_benchmarks(finished):
+    for figure in ("validation_curves.png", "accuracy_vs_steps.png"):
+        assert (finished / "results" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
+    provenance = json.loads((finished / "results" / "provenance.json").read_text())
+    assert len(provenance["commit"]) == 40
+    assert provenance["config"]["cells"] == SMALL["cells"]
+    assert "paddlepaddle" in provenance["packages"] and "snakemake" in provenance["packages"]
+    assert len(provenance["jobs"]) == 4
+    for rule in ("train", "evaluate"):
+        assert (finished / f"logs/{rule}/finn/5way1shot/seed0.log").exists()
+        assert (finished / f"benchmarks/{rule}/finn/5way1shot/seed0.tsv").exists()
+
+
+def test_html_report_shows_table_and_figures(finished):
+    snakemake(finished, "--report", "report.html")
+    html = (finished / "report.html").read_text()
+    for name in ("table.html", "validation_curves.png", "accuracy_vs_steps.png"):
+        assert name in html
+
+
+def test_lint_is_clean(finished):
+    assert "Congratulations" in snakemake(finished, "--lint").stdout
+
+
+def test_everything_up_to_date_after_a_run(finished):
+    assert planned_jobs(finished) == {}
+
+
+@pytest.mark.parametrize("change", [
+    {"test_tasks": 7},
+    {"test_seed": 1},
+    {"overrides": {**SMALL["overrides"], "test_inner_steps": 3}},
+])
+def test_evaluation_setting_reruns_evaluate_and_aggregate_only(finished, change):
+    jobs = planned_jobs(finished, config={**SMALL, **change})
+    assert jobs == {"evaluate": 4, "aggregate": 1, "all": 1}
+
+
+def test_training_setting_retrains(finished):
+    jobs = planned_jobs(finished, config={**SMALL, "overrides": {**SMALL["overrides"],
+                                                                 "meta_lr": 0.002}})
+    assert jobs["train"] == 4 and jobs["evaluate"] == 4
+
+
+def test_new_seed_trains_only_that_seed(finished):
+    jobs = planned_jobs(finished, config={**SMALL, "seeds": [0, 1, 2]})
+    assert jobs == {"train": 2, "evaluate": 2, "aggregate": 1, "all": 1}
+    out = snakemake(finished, "--dry-run", config={**SMALL, "seeds": [0, 1, 2]}).stdout
+    trained = [line for line in out.splitlines()
+               if line.strip().startswith("output:") and "curve.csv" in line]
+    assert len(trained) == 2 and all("/seed2/" in line for line in trained)
+
+
+def test_forcerun_reruns_the_rule_and_everything_downstream(finished):
+    assert planned_jobs(finished, "--forcerun", "preprocess", config=SMALL) == {
+        "preprocess": 1, "split": 1, "train": 4, "evaluate": 4, "aggregate": 1, "all": 1}
+    assert planned_jobs(finished, "--forcerun", "aggregate", config=SMALL) == {
+        "aggregate": 1, "all": 1}
+
+
+def test_until_stops_at_the_rule(tmp_path):
+    assert planned_jobs(tmp_path, "--until", "split", config=SMALL) == {
+        "download": 2, "preprocess": 1, "split": 1}
+    jobs = planned_jobs(tmp_path, "--until", "train", config=SMALL)
+    assert jobs["train"] == 4 and "evaluate" not in jobs and "aggregate" not in jobs
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"cells": ["5way10shot"], "overrides": {"k_query": 15}}, "k_shot + k_query = 25"),
+    ({"cells": ["5way10shot"], "overrides": {"k_query": 5, "test_k_query": 11}},
+     "k_shot + test_k_query = 21"),
+    ({"cells": ["101way1shot"]}, "n_way: 101 exceeds the 100 classes of the 'val' part"),
+    ({"split": "lake", "cells": ["101way1shot"]}, "n_way: 101 exceeds"),
+    ({"preset": "fast"}, "'fast' is not one of ['paper', 'reference', 'laptop']"),
+    ({"device": "tpu"}, "'tpu' does not match"),
+    ({"overrides": {"inner_steps": 0}}, "inner_steps: must be positive"),
+    ({"overrides": {"inner_lr": -0.1}}, "inner_lr: must be positive"),
+    ({"cell_overrides": {"20way5shot": {"iterations": 0}}}, "iterations: must be positive"),
+    ({"overrides": {"inner_stepz": 1}}, "unknown setting(s): inner_stepz"),
+    ({"cells": ["5way"]}, "'5way' does not match"),
+    ({"test_tasks": 0}, "0 is less than the minimum of 1"),
+])
+def test_impossible_config_rejected_before_any_job(tmp_path, change, message):
+    result = snakemake(tmp_path, "--dry-run", config={**SMALL, **change}, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
+
+
+def test_schema_fills_defaults(tmp_path):
+    """A config with only the data source plans the paper's four cells and three seeds."""
+    jobs = planned_jobs(tmp_path, config={"data": SMALL["data"]})
+    assert jobs["train"] == 12 and jobs["evaluate"] == 12
+
+
+RESUME = {**SMALL, "cells": ["5way1shot"], "seeds": [0],
+          "overrides": {**SMALL["overrides"], "iterations": 150, "checkpoint_every": 5,
+                        "val_every": 50}}
+
+
+def _interrupt_during_training(workdir, sig):
+    """Start the pipeline, wait for a training checkpoint, then deliver `sig` to it all."""
+    (workdir / "test-config.yaml").write_text(yaml.safe_dump(RESUME))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+         "--configfile", str(workdir / "test-config.yaml"), "--cores", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = workdir / "results" / "state" / "finn" / "5way1shot" / "seed0"
+    deadline = time.time() + 300
+    while not list(state.glob("*.npz")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(process.pid, sig)
+    process.wait(timeout=60)
+    assert not (workdir / "results/runs/finn/5way1shot/seed0/train.json").exists(), \
+        "training finished before it could be interrupted"
+
+
+def _curve(workdir):
+    frame = pd.read_csv(workdir / "results/runs/finn/5way1shot/seed0/curve.csv")
+    return frame.drop(columns="elapsed_s")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    snakemake(workdir, "--cores", "1", config=RESUME)
+    return workdir
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
+def test_interrupted_training_resumes_and_matches(tmp_path, uninterrupted, sig):
+    _interrupt_during_training(tmp_path, sig)
+    if sig == signal.SIGKILL:  # a killed Snakemake leaves its lock; run.sh clears it likewise
+        snakemake(tmp_path, "--unlock")
+    snakemake(tmp_path, "--cores", "1")
+    summary = json.loads((tmp_path / "results/runs/finn/5way1shot/seed0/train.json").read_text())
+    assert 0 < summary["resumed_from"] < 150
+    pd.testing.assert_frame_equal(_curve(tmp_path), _curve(uninterrupted))
+    ours = json.loads((tmp_path / "results/runs/finn/5way1shot/seed0/eval.json").read_text())
+    theirs = json.loads((uninterrupted / "results/runs/finn/5way1shot/seed0/eval.json")
+                        .read_text())
+    assert ours["task_accuracy"] == theirs["task_accuracy"]
