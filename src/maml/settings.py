@@ -61,8 +61,9 @@ def preset_settings(name: str, n_way: int, k_shot: int) -> dict:
     if name not in table:
         raise SettingsError(f"preset: unknown preset {name!r}; choose one of {sorted(table)}")
     preset = dict(table[name])
-    by_way, by_shot = preset.pop("by_way", {}), preset.pop("by_shot", {})
-    return {**preset, **by_way.get(n_way, {}), **by_shot.get(k_shot, {})}
+    by_way, by_shot, by_cell = (preset.pop(key, {}) for key in ("by_way", "by_shot", "by_cell"))
+    return {**preset, **by_way.get(n_way, {}), **by_shot.get(k_shot, {}),
+            **by_cell.get(f"{n_way}way{k_shot}shot", {})}
 
 
 def resolve(n_way: int, k_shot: int, preset: str | None = None, **overrides) -> dict:
