@@ -1,0 +1,191 @@
+"""One full MAML meta-step: this project's Paddle code against a plain PyTorch eager loop.
+
+    pip install -e ".[bench]"         # PyTorch 2.13 CPU, for this benchmark only
+    python benchmarks/meta_step.py    # all four cells at the paper and reference presets
+
+For each cell and preset: first checks, in float64 on the same weights and tasks, that both
+sides give the same meta-loss and meta-gradient (to 1e-6 relative); then times the meta-gradient
+of one whole meta-batch in float32, alternating the two sides, and prints the medians, the
+Paddle/PyTorch ratio, the first-order ratio, each side's peak resident memory during its steps,
+and the sampler's time as a share of the Paddle meta-step.
+
+The PyTorch side is the per-task loop most MAML code uses: F.conv2d, F.batch_norm(training=True),
+F.cross_entropy and torch.autograd.grad(..., create_graph=True).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+os.environ["OMP_NUM_THREADS"] = str(THREADS)  # before Paddle and PyTorch are imported
+
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as TF  # noqa: E402
+
+from maml.data import load_omniglot, load_split  # noqa: E402
+from maml.meta import as_tensors, meta_gradient  # noqa: E402
+from maml.model import BN_EPS, init_params, params_to_arrays  # noqa: E402
+from maml.settings import parse_cell, resolve  # noqa: E402
+from maml.tasks import TaskSampler  # noqa: E402
+
+CELLS = ("5way1shot", "5way5shot", "20way1shot", "20way5shot")
+
+
+# ----------------------------------------------------------------------------- PyTorch side
+
+
+def torch_forward(p: dict, x: torch.Tensor) -> torch.Tensor:
+    for b in range(4):
+        x = TF.conv2d(x, p[f"conv{b}.weight"], p[f"conv{b}.bias"], stride=2, padding=1)
+        x = TF.batch_norm(x, None, None, p[f"bn{b}.weight"], p[f"bn{b}.bias"], training=True,
+                          eps=BN_EPS)
+        x = TF.relu(x)
+    return x.mean(dim=(2, 3)) @ p["fc.weight"] + p["fc.bias"]
+
+
+def torch_meta_gradient(params: dict, sx, sy, qx, qy, steps: int, lr: float,
+                        first_order: bool = False):
+    total = 0.0
+    for t in range(sx.shape[0]):
+        fast = params
+        for _ in range(steps):
+            loss = TF.cross_entropy(torch_forward(fast, sx[t]), sy[t])
+            grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not first_order)
+            fast = {name: w - lr * g for (name, w), g in zip(fast.items(), grads)}
+        total = total + TF.cross_entropy(torch_forward(fast, qx[t]), qy[t])
+    loss = total / sx.shape[0]
+    return loss, torch.autograd.grad(loss, list(params.values()))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def paddle_inputs(settings: dict, batch, dtype: str):
+    params = init_params(settings["n_way"], seed=0, dtype=dtype)
+    tensors = [t.astype(dtype) if t.dtype == paddle.float32 else t for t in as_tensors(batch)]
+    return params, tensors
+
+
+def torch_inputs(params, batch, dtype):
+    torch_dtype = getattr(torch, dtype)
+    weights = {name: torch.tensor(value, dtype=torch_dtype, requires_grad=True)
+               for name, value in params_to_arrays(params).items()}
+    tensors = [torch.tensor(batch.support_x, dtype=torch_dtype), torch.tensor(batch.support_y),
+               torch.tensor(batch.query_x, dtype=torch_dtype), torch.tensor(batch.query_y)]
+    return weights, tensors
+
+
+def check_equal(settings: dict, batch) -> float:
+    """Largest relative difference of meta-loss and meta-gradients, float64, same inputs.
+
+    Each parameter's difference is relative to its largest gradient entry, floored at 1e-3
+    of the largest entry overall: the conv biases before batch norm have an exactly zero true
+    gradient, where both sides return rounding noise.
+    """
+    steps, lr = settings["inner_steps"], settings["inner_lr"]
+    params, tensors = paddle_inputs(settings, batch, "float64")
+    p_loss, _, p_grads = meta_gradient(params, *tensors, steps, lr)
+    weights, t_tensors = torch_inputs(params, batch, "float64")
+    t_loss, t_grads = torch_meta_gradient(weights, *t_tensors, steps, lr)
+    worst = abs(float(p_loss) - t_loss.item()) / abs(t_loss.item())
+    t_grads = [t.detach().numpy() for t in t_grads]
+    floor = 1e-3 * max(np.abs(t).max() for t in t_grads)
+    for p, t in zip(p_grads, t_grads):
+        worst = max(worst, float(np.abs(p.numpy() - t).max() / max(np.abs(t).max(), floor)))
+    return worst
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def race(settings: dict, batch, repeats: int, first_order: bool):
+    """Median seconds per meta-step (Paddle, PyTorch) and peak RSS (MB) during each side."""
+    steps, lr = settings["inner_steps"], settings["inner_lr"]
+    params, tensors = paddle_inputs(settings, batch, "float32")
+    weights, t_tensors = torch_inputs(params, batch, "float32")
+
+    def run_paddle():
+        loss, _, grads = meta_gradient(params, *tensors, steps, lr, first_order)
+        float(loss), [g.numpy() for g in grads]
+
+    def run_torch():
+        loss, grads = torch_meta_gradient(weights, *t_tensors, steps, lr, first_order)
+        loss.item(), [g.numpy() for g in grads]
+
+    times = {"paddle": [], "torch": []}
+    peaks = {"paddle": 0.0, "torch": 0.0}
+    run_paddle(), run_torch()  # warm-up
+    for _ in range(repeats):
+        for name, run in (("paddle", run_paddle), ("torch", run_torch)):
+            reset_peak_rss()
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+            peaks[name] = max(peaks[name], peak_rss_mb())
+    return statistics.median(times["paddle"]), statistics.median(times["torch"]), peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="resources/omniglot/omniglot28.npz")
+    parser.add_argument("--split-file", default="resources/omniglot/splits/finn.json")
+    parser.add_argument("--cells", nargs="+", default=list(CELLS))
+    parser.add_argument("--presets", nargs="+", default=["paper", "reference"])
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (>= 5)")
+    parser.add_argument("--first-order-repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    paddle.set_device("cpu")
+    torch.set_num_threads(THREADS)
+    images = load_omniglot(args.data).images
+    train_part = load_split(args.split_file)["parts"]["train"]
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{THREADS} threads; Python {sys.version.split()[0]}, Paddle {paddle.__version__}, "
+          f"PyTorch {torch.__version__}")
+    print("| preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "
+          "| first-order ratio | peak MB Paddle / PyTorch | sampler share |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for preset in args.presets:
+        for cell in args.cells:
+            n_way, k_shot = parse_cell(cell)
+            settings = resolve(n_way, k_shot, preset)
+            sampler = TaskSampler(images, train_part, n_way, k_shot, settings["k_query"])
+            rng = np.random.default_rng(0)
+            batch = sampler.sample(rng, settings["meta_batch"])
+            check = check_equal(settings, sampler.sample(rng, 2))
+            paddle_s, torch_s, peaks = race(settings, batch, args.repeats, first_order=False)
+            fo_paddle, fo_torch, _ = race(settings, batch, args.first_order_repeats, True)
+            start = time.perf_counter()
+            for _ in range(10):
+                as_tensors(sampler.sample(rng, settings["meta_batch"]))
+            sampling = (time.perf_counter() - start) / 10
+            print(f"| {preset} | {cell} | {settings['meta_batch']} x {settings['inner_steps']} "
+                  f"| {check:.1e} {'ok' if check < 1e-6 else 'MISMATCH'} "
+                  f"| {1e3 * paddle_s:.0f} | {1e3 * torch_s:.0f} | {paddle_s / torch_s:.2f} "
+                  f"| {fo_paddle / fo_torch:.2f} | {peaks['paddle']:.0f} / {peaks['torch']:.0f} "
+                  f"| {100 * sampling / paddle_s:.2f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
