@@ -146,6 +146,40 @@ def race(settings: dict, batch, repeats: int, first_order: bool):
     return statistics.median(times["paddle"]), statistics.median(times["torch"]), peaks
 
 
+def kernels(repeats: int = 50) -> None:
+    """Where the time goes: one 3x3 stride-2 conv (fwd, fwd+bwd) and one GEMM, both frameworks."""
+    import paddle.nn.functional as PF
+
+    def clock(fn):
+        fn()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return 1e3 * (time.perf_counter() - start) / repeats
+
+    rng = np.random.default_rng(0)
+    x, w = rng.random((25, 64, 14, 14), np.float32), rng.random((64, 64, 3, 3), np.float32)
+    a, b = rng.random((64, 576), np.float32), rng.random((576, 1225), np.float32)
+    px, pw = paddle.to_tensor(x, stop_gradient=False), paddle.to_tensor(w, stop_gradient=False)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    rows = {
+        "conv 25x64x14x14 -> 64, forward": (
+            lambda: PF.conv2d(px, pw, stride=2, padding=1),
+            lambda: TF.conv2d(tx, tw, stride=2, padding=1)),
+        "conv forward + backward": (
+            lambda: paddle.grad(PF.conv2d(px, pw, stride=2, padding=1).sum(), [pw, px]),
+            lambda: torch.autograd.grad(TF.conv2d(tx, tw, stride=2, padding=1).sum(), [tw, tx])),
+        "GEMM 64x576 @ 576x1225": (
+            lambda: paddle.matmul(paddle.to_tensor(a), paddle.to_tensor(b)),
+            lambda: torch.tensor(a) @ torch.tensor(b)),
+    }
+    print("| kernel | Paddle ms | PyTorch ms | ratio |\n| --- | --- | --- | --- |")
+    for name, (paddle_fn, torch_fn) in rows.items():
+        p, t = clock(paddle_fn), clock(torch_fn)
+        print(f"| {name} | {p:.2f} | {t:.2f} | {p / t:.2f} |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="resources/omniglot/omniglot28.npz")
@@ -154,6 +188,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["paper", "reference"])
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (>= 5)")
     parser.add_argument("--first-order-repeats", type=int, default=3)
+    parser.add_argument("--no-kernels", action="store_true", help="skip the kernel timings")
     args = parser.parse_args()
 
     paddle.set_device("cpu")
@@ -162,7 +197,9 @@ def main() -> None:
     train_part = load_split(args.split_file)["parts"]["train"]
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{THREADS} threads; Python {sys.version.split()[0]}, Paddle {paddle.__version__}, "
-          f"PyTorch {torch.__version__}")
+          f"PyTorch {torch.__version__}\n")
+    if not args.no_kernels:
+        kernels()
     print("| preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "
           "| first-order ratio | peak MB Paddle / PyTorch | sampler share |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

@@ -18,7 +18,7 @@ DEFAULT_DATA = RESOURCES / "omniglot28.npz"
 
 
 def _settings_from(args) -> dict:
-    """Config file < preset < command-line flags."""
+    """Preset < config file < command-line flags."""
     from maml.settings import resolve
 
     file_settings = {}
@@ -38,9 +38,9 @@ def _settings_from(args) -> dict:
     merged = {**file_settings, **{k: v for k, v in flags.items() if v is not None}}
     n_way = args.n_way or merged.pop("n_way", 5)
     k_shot = args.k_spt or merged.pop("k_shot", 1)
-    merged.pop("n_way", None), merged.pop("k_shot", None)
-    preset = args.preset or merged.pop("preset", None)
-    merged.pop("preset", None)
+    preset = args.preset or merged.get("preset")
+    for key in ("n_way", "k_shot", "preset"):
+        merged.pop(key, None)
     return resolve(n_way, k_shot, preset, **merged)
 
 
