@@ -162,6 +162,7 @@ def kernels(repeats: int = 50) -> None:
     a, b = rng.random((64, 576), np.float32), rng.random((576, 1225), np.float32)
     px, pw = paddle.to_tensor(x, stop_gradient=False), paddle.to_tensor(w, stop_gradient=False)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    pa, pb, ta, tb = paddle.to_tensor(a), paddle.to_tensor(b), torch.tensor(a), torch.tensor(b)
     rows = {
         "conv 25x64x14x14 -> 64, forward": (
             lambda: PF.conv2d(px, pw, stride=2, padding=1),
@@ -170,8 +171,8 @@ def kernels(repeats: int = 50) -> None:
             lambda: paddle.grad(PF.conv2d(px, pw, stride=2, padding=1).sum(), [pw, px]),
             lambda: torch.autograd.grad(TF.conv2d(tx, tw, stride=2, padding=1).sum(), [tw, tx])),
         "GEMM 64x576 @ 576x1225": (
-            lambda: paddle.matmul(paddle.to_tensor(a), paddle.to_tensor(b)),
-            lambda: torch.tensor(a) @ torch.tensor(b)),
+            lambda: paddle.matmul(pa, pb),
+            lambda: ta @ tb),
     }
     print("| kernel | Paddle ms | PyTorch ms | ratio |\n| --- | --- | --- | --- |")
     for name, (paddle_fn, torch_fn) in rows.items():
