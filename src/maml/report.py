@@ -88,9 +88,8 @@ def plot_validation_curves(curves, summaries, path) -> None:
     cells = {}
     for curve_path, summary_path in zip(curves, summaries):
         settings = read_json(summary_path)["settings"]
-        cell = f"{settings['n_way']}way{settings['k_shot']}shot"
         frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"])
-        cells.setdefault(cell, []).append((settings["seed"], frame))
+        cells.setdefault(_cell(settings), []).append((settings["seed"], frame))
     fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.2), squeeze=False)
     for ax, (cell, runs) in zip(axes[0], cells.items()):
         for seed, frame in runs:
