@@ -17,15 +17,9 @@ import yaml
 
 from conftest import MD5, REPO, SOURCE
 
-SMALL = {
-    "data": {"source": str(Path(SOURCE).resolve()), "md5": MD5},
-    "cells": ["5way1shot", "20way1shot"],
-    "seeds": [0, 1],
-    "preset": "laptop",
-    "overrides": {"iterations": 4, "meta_batch": 2, "val_every": 2, "val_tasks": 4,
-                  "checkpoint_every": 2, "test_inner_steps": 2, "val_inner_steps": 2},
-    "test_tasks": 6,
-}
+# The small offline config (config/offline-small.yaml), its archives taken from the tests' source.
+SMALL = {**yaml.safe_load((REPO / "config" / "offline-small.yaml").read_text()),
+         "data": {"source": str(Path(SOURCE).resolve()), "md5": MD5}}
 
 
 def snakemake(workdir, *args, config=None, check=True, **kwargs):
