@@ -8,7 +8,13 @@ from snakemake.utils import min_version, validate
 # The workflow and its scripts use the `maml` package of this checkout's src/.
 sys.path.insert(0, f"{workflow.basedir}/src")
 
-from maml.settings import cell_settings, check_config, fingerprint, training_settings
+from maml.settings import (
+    CELL_PATTERN,
+    cell_settings,
+    check_config,
+    fingerprint,
+    training_settings,
+)
 
 min_version("9.0")
 

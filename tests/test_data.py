@@ -124,6 +124,15 @@ def test_lake_split(prepared):
     _assert_partition(parts, 1623)
 
 
+def test_split_sizes_known_to_the_config_checks(prepared):
+    """settings.SPLIT_SIZES, used to reject n_way before any data exists, matches make_split."""
+    from maml.settings import SPLIT_SIZES
+
+    for name in data.SPLITS:
+        parts = data.make_split(prepared["data"], name)["parts"]
+        assert {part: len(idx) for part, idx in parts.items()} == SPLIT_SIZES[name]
+
+
 def test_split_is_deterministic(prepared):
     assert data.make_split(prepared["data"], "finn") == data.make_split(prepared["data"], "finn")
     assert data.make_split(prepared["data"], "finn", seed=2) != data.make_split(

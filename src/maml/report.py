@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from maml.files import read_json, write_json, write_text  # noqa: E402
+from maml.settings import cell_name  # noqa: E402
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
 PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
@@ -32,7 +33,7 @@ PACKAGES = ("maml-omniglot", "paddlepaddle", "paddlepaddle-gpu", "numpy", "openc
 
 
 def _cell(result: dict) -> str:
-    return f"{result['n_way']}way{result['k_shot']}shot"
+    return cell_name(result["n_way"], result["k_shot"])
 
 
 def load_runs(evals, summaries) -> pd.DataFrame:

@@ -43,6 +43,8 @@ POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr
             "checkpoint_every")
 
 
+# A cell's name, e.g. 20way5shot; the workflow constrains its wildcard with the same pattern.
+CELL_PATTERN = r"[1-9][0-9]*way[1-9][0-9]*shot"
 # Keys that only evaluation reads: changing them must not retrain a model.
 EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
 
@@ -63,7 +65,7 @@ def preset_settings(name: str, n_way: int, k_shot: int) -> dict:
     preset = dict(table[name])
     by_way, by_shot, by_cell = (preset.pop(key, {}) for key in ("by_way", "by_shot", "by_cell"))
     return {**preset, **by_way.get(n_way, {}), **by_shot.get(k_shot, {}),
-            **by_cell.get(f"{n_way}way{k_shot}shot", {})}
+            **by_cell.get(cell_name(n_way, k_shot), {})}
 
 
 def resolve(n_way: int, k_shot: int, preset: str | None = None, **overrides) -> dict:
@@ -102,12 +104,16 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
                                 f"the {part!r} part of split {settings['split']!r}")
 
 
+def cell_name(n_way: int, k_shot: int) -> str:
+    return f"{n_way}way{k_shot}shot"
+
+
 def parse_cell(cell: str) -> tuple[int, int]:
     """'20way5shot' -> (20, 5)."""
-    match = re.fullmatch(r"(\d+)way(\d+)shot", cell)
-    if not match:
+    if not re.fullmatch(CELL_PATTERN, cell):
         raise SettingsError(f"cells: {cell!r} is not of the form <n>way<k>shot")
-    return int(match[1]), int(match[2])
+    n_way, k_shot = cell.removesuffix("shot").split("way")
+    return int(n_way), int(k_shot)
 
 
 def cell_settings(config: dict, cell: str, seed: int) -> dict:
@@ -115,8 +121,10 @@ def cell_settings(config: dict, cell: str, seed: int) -> dict:
     n_way, k_shot = parse_cell(cell)
     overrides = {**config.get("overrides", {}), **config.get("cell_overrides", {}).get(cell, {})}
     fixed = {"seed": seed, "split": config["split"], "device": config["device"]}
-    for key in set(overrides) & set(fixed) | set(overrides) & {"n_way", "k_shot"}:
-        raise SettingsError(f"overrides: {key} is set by the config's own keys, not overrides")
+    clash = set(overrides) & {*fixed, "n_way", "k_shot"}
+    if clash:
+        raise SettingsError(f"overrides: {', '.join(sorted(clash))} set by the config's own "
+                            "keys, not overrides")
     settings = resolve(n_way, k_shot, config["preset"], **overrides, **fixed)
     validate(settings, SPLIT_SIZES[config["split"]])
     return settings

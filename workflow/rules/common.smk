@@ -6,7 +6,7 @@ ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
 wildcard_constraints:
     archive="images_background|images_evaluation",
     split="finn|lake",
-    cell=r"[1-9][0-9]*way[1-9][0-9]*shot",
+    cell=CELL_PATTERN,
     seed=r"[0-9]+",
 
 
