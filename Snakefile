@@ -10,9 +10,12 @@ sys.path.insert(0, f"{workflow.basedir}/src")
 
 from maml.settings import (
     CELL_PATTERN,
-    cell_settings,
+    RUN_PATTERN,
     check_config,
+    extra_runs,
     fingerprint,
+    run_name,
+    run_settings,
     training_settings,
 )
 

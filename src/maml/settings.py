@@ -45,6 +45,8 @@ POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr
 
 # A cell's name, e.g. 20way5shot; the workflow constrains its wildcard with the same pattern.
 CELL_PATTERN = r"[1-9][0-9]*way[1-9][0-9]*shot"
+# A run's folder within its cell: seed3 for the config's grid, long-seed0 for the extra run "long".
+RUN_PATTERN = r"(?:[a-z][a-z0-9_]*-)?seed[0-9]+"
 # Keys that only evaluation reads: changing them must not retrain a model.
 EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
 
@@ -130,6 +132,38 @@ def cell_settings(config: dict, cell: str, seed: int) -> dict:
     return settings
 
 
+def run_name(seed: int, label: str | None = None) -> str:
+    """A run's folder name: 'seed0' in the grid, 'long-seed0' for the extra run 'long'."""
+    return f"{label}-seed{seed}" if label else f"seed{seed}"
+
+
+def parse_run(run: str) -> tuple[str | None, int]:
+    """'long-seed0' -> ('long', 0); 'seed2' -> (None, 2)."""
+    if not re.fullmatch(RUN_PATTERN, run):
+        raise SettingsError(f"{run!r} is not a run name like seed0 or long-seed0")
+    label, _, seed = run.rpartition("seed")
+    return label.removesuffix("-") or None, int(seed)
+
+
+def extra_runs(config: dict) -> list[tuple[str, str]]:
+    """(cell, run name) of each of the config's extra runs (`extra_runs`), outside the grid."""
+    return [(extra["cell"], run_name(extra["seed"], label))
+            for label, extra in config.get("extra_runs", {}).items()]
+
+
+def run_settings(config: dict, cell: str, run: str) -> dict:
+    """Settings of one run: a grid cell and seed, or an extra run with its own preset/overrides."""
+    label, seed = parse_run(run)
+    if label is None:
+        return cell_settings(config, cell, seed)
+    extra = config.get("extra_runs", {}).get(label)
+    if extra is None or extra["cell"] != cell or extra["seed"] != seed:
+        raise SettingsError(f"extra_runs: no run {label!r} of cell {cell} with seed {seed}")
+    own = {**config, "preset": extra.get("preset", config["preset"]),
+           "overrides": extra.get("overrides", {}), "cell_overrides": {}}
+    return cell_settings(own, cell, seed)
+
+
 def check_config(config: dict) -> None:
     """Validate every cell of a pipeline config (and every overridden one) before any job."""
     for cell in dict.fromkeys([*config["cells"], *config.get("cell_overrides", {})]):
@@ -137,6 +171,12 @@ def check_config(config: dict) -> None:
             cell_settings(config, cell, config["seeds"][0])
         except SettingsError as error:
             raise SettingsError(f"config, cell {cell}: {error}") from None
+    for label, extra in config.get("extra_runs", {}).items():
+        try:
+            parse_cell(extra["cell"])
+            run_settings(config, extra["cell"], run_name(extra["seed"], label))
+        except SettingsError as error:
+            raise SettingsError(f"config, extra run {label}: {error}") from None
 
 
 def fingerprint(settings: dict) -> str:

@@ -7,19 +7,17 @@ wildcard_constraints:
     archive="images_background|images_evaluation",
     split="finn|lake",
     cell=CELL_PATTERN,
-    seed=r"[0-9]+",
+    run=RUN_PATTERN,
 
 
 def settings_for(wildcards):
-    return cell_settings(config, wildcards.cell, int(wildcards.seed))
+    return run_settings(config, wildcards.cell, wildcards.run)
 
 
 def all_runs(filename):
-    """`filename` of every run of the config, e.g. all eval.json files."""
-    return expand(
-        "results/runs/{split}/{cell}/seed{seed}/{filename}",
-        split=config["split"],
-        cell=config["cells"],
-        seed=config["seeds"],
-        filename=filename,
-    )
+    """`filename` of every run of the config (grid, then extra runs), e.g. all eval.json files."""
+    grid = [(cell, run_name(seed)) for cell in config["cells"] for seed in config["seeds"]]
+    return [
+        f"results/runs/{config['split']}/{cell}/{run}/{filename}"
+        for cell, run in grid + extra_runs(config)
+    ]

@@ -3,18 +3,18 @@ rule train:
         data="resources/omniglot/omniglot28.npz",
         split="resources/omniglot/splits/{split}.json",
     output:
-        model="results/runs/{split}/{cell}/seed{seed}/model.npz",
-        curve="results/runs/{split}/{cell}/seed{seed}/curve.csv",
-        summary="results/runs/{split}/{cell}/seed{seed}/train.json",
+        model="results/runs/{split}/{cell}/{run}/model.npz",
+        curve="results/runs/{split}/{cell}/{run}/curve.csv",
+        summary="results/runs/{split}/{cell}/{run}/train.json",
     params:
         settings=lambda wildcards: training_settings(settings_for(wildcards)),
         # resume state lives outside the outputs, which Snakemake deletes before a rerun
         state=lambda wildcards: f"results/state/{wildcards.split}/{wildcards.cell}/"
-        f"seed{wildcards.seed}/{fingerprint(settings_for(wildcards))}.npz",
+        f"{wildcards.run}/{fingerprint(settings_for(wildcards))}.npz",
     log:
-        "logs/train/{split}/{cell}/seed{seed}.log",
+        "logs/train/{split}/{cell}/{run}.log",
     benchmark:
-        "benchmarks/train/{split}/{cell}/seed{seed}.tsv"
+        "benchmarks/train/{split}/{cell}/{run}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -28,20 +28,20 @@ rule train:
 
 rule evaluate:
     input:
-        model="results/runs/{split}/{cell}/seed{seed}/model.npz",
-        summary="results/runs/{split}/{cell}/seed{seed}/train.json",
+        model="results/runs/{split}/{cell}/{run}/model.npz",
+        summary="results/runs/{split}/{cell}/{run}/train.json",
         data="resources/omniglot/omniglot28.npz",
         split="resources/omniglot/splits/{split}.json",
     output:
-        "results/runs/{split}/{cell}/seed{seed}/eval.json",
+        "results/runs/{split}/{cell}/{run}/eval.json",
     params:
         settings=settings_for,
         num_tasks=config["test_tasks"],
         test_seed=config["test_seed"],
     log:
-        "logs/evaluate/{split}/{cell}/seed{seed}.log",
+        "logs/evaluate/{split}/{cell}/{run}.log",
     benchmark:
-        "benchmarks/evaluate/{split}/{cell}/seed{seed}.tsv"
+        "benchmarks/evaluate/{split}/{cell}/{run}.tsv"
     conda:
         ENV
     threads: config["threads"]
