@@ -4,6 +4,7 @@ and resume after an interrupted run."""
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -155,12 +156,44 @@ def test_until_stops_at_the_rule(tmp_path):
     ({"overrides": {"inner_stepz": 1}}, "unknown setting(s): inner_stepz"),
     ({"cells": ["5way"]}, "'5way' does not match"),
     ({"test_tasks": 0}, "0 is less than the minimum of 1"),
+    ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "overrides": {"k_query": 30}}}},
+     "extra run long: k_shot + k_query = 31"),
+    ({"extra_runs": {"long": {"cell": "5way1shot"}}}, "'seed' is a required property"),
+    ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "preset": "fast"}}},
+     "'fast' is not one of"),
 ])
 def test_impossible_config_rejected_before_any_job(tmp_path, change, message):
     result = snakemake(tmp_path, "--dry-run", config={**SMALL, **change}, check=False)
     assert result.returncode != 0
     assert message in result.stdout
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
+
+
+EXTRA = {**SMALL, "extra_runs": {"longer": {"cell": "5way1shot", "seed": 0, "preset": "laptop",
+                                           "overrides": {**SMALL["overrides"], "iterations": 6}}}}
+
+
+def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
+    workdir = tmp_path / "workflow"
+    shutil.copytree(finished, workdir, symlinks=True)
+    assert planned_jobs(workdir, config=EXTRA) == {"train": 1, "evaluate": 1, "aggregate": 1,
+                                                   "all": 1}
+    snakemake(workdir, "--cores", "1", config=EXTRA)
+    table = pd.read_csv(workdir / "results" / "table.csv")
+    assert list(zip(table.cell, table.run)) == [("5way1shot", "grid"), ("5way1shot", "longer"),
+                                                ("20way1shot", "grid")]
+    result = json.loads((workdir / "results/runs/finn/5way1shot/longer-seed0/eval.json")
+                        .read_text())
+    longer = table[table.run == "longer"].iloc[0]
+    assert longer.accuracy == pytest.approx(100 * result["accuracy"], abs=1e-9)
+    assert longer.seeds == 1 and longer.iterations == 6 and longer.preset == "laptop"
+    grid = pd.read_csv(finished / "results" / "table.csv")
+    pd.testing.assert_frame_equal(table[table.run == "grid"].reset_index(drop=True), grid)
+    assert f"| 5way1shot | longer (laptop) | {longer.accuracy:.2f} (1 seed) |" in (
+        workdir / "results" / "table.md").read_text()
+    provenance = json.loads((workdir / "results" / "provenance.json").read_text())
+    assert {"cell": "5way1shot", "run": "longer", "seed": 0} in [
+        {key: job[key] for key in ("cell", "run", "seed")} for job in provenance["jobs"]]
 
 
 def test_schema_fills_defaults(tmp_path):

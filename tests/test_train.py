@@ -9,7 +9,7 @@ import pytest
 
 from maml.evaluate import confidence_interval, evaluate
 from maml.files import load_arrays
-from maml.settings import resolve
+from maml.settings import SettingsError, parse_run, resolve, run_name
 from maml.train import train
 
 TINY = dict(meta_batch=2, k_query=2, test_k_query=2, inner_steps=1, inner_lr=0.4,
@@ -99,3 +99,17 @@ def test_cli_rejects_impossible_cell(prepared):
                              "--k_spt", "10", "--k_query", "15"], capture_output=True, text=True)
     assert result.returncode == 2
     assert "k_shot + k_query = 25 exceeds" in result.stderr
+
+
+@pytest.mark.parametrize("seed,label,name", [(0, None, "seed0"), (12, None, "seed12"),
+                                             (3, "long", "long-seed3"),
+                                             (0, "seed_study", "seed_study-seed0")])
+def test_run_names_round_trip(seed, label, name):
+    assert run_name(seed, label) == name
+    assert parse_run(name) == (label, seed)
+
+
+@pytest.mark.parametrize("name", ["seed", "Long-seed0", "long_seed0", "-seed0", "seed0x"])
+def test_bad_run_name_rejected(name):
+    with pytest.raises(SettingsError, match="not a run name"):
+        parse_run(name)

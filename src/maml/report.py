@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from maml.files import read_json, write_json, write_text  # noqa: E402
-from maml.settings import cell_name  # noqa: E402
+from maml.settings import cell_name, parse_run  # noqa: E402
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
 PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
@@ -36,13 +36,20 @@ def _cell(result: dict) -> str:
     return cell_name(result["n_way"], result["k_shot"])
 
 
+def _run_label(path) -> str:
+    """'grid' for the config's cells x seeds, else the extra run's name (from its folder)."""
+    return parse_run(Path(path).parent.name)[0] or "grid"
+
+
 def load_runs(evals, summaries) -> pd.DataFrame:
-    """One row per trained model: its cell, seed, test accuracy and budget."""
+    """One row per trained model: its cell, run, seed, test accuracy and budget."""
     rows = []
     for eval_path, summary_path in zip(evals, summaries):
         result, summary = read_json(eval_path), read_json(summary_path)
         rows.append({
-            "cell": _cell(result), "n_way": result["n_way"], "k_shot": result["k_shot"],
+            "cell": _cell(result), "run": _run_label(eval_path),
+            "preset": summary["settings"].get("preset"), "n_way": result["n_way"],
+            "k_shot": result["k_shot"],
             "seed": summary["settings"]["seed"], "accuracy": 100 * result["accuracy"],
             "ci95": 100 * result["ci95"], "test_tasks": result["num_tasks"],
             "iterations": summary["iterations"], "train_minutes": summary["wall_time_s"] / 60,
@@ -52,14 +59,17 @@ def load_runs(evals, summaries) -> pd.DataFrame:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: mean over seeds with a 95% interval across seeds (1.96 s / sqrt(seeds))."""
+    """Per cell and run: mean over seeds with a 95% interval across seeds (1.96 s / sqrt(seeds)).
+
+    The grid's row comes first in each cell, then its extra runs in config order.
+    """
     rows = []
-    for cell, group in runs.groupby("cell", sort=False):
+    for (cell, run), group in runs.groupby(["cell", "run"], sort=False):
         acc = group["accuracy"].to_numpy()
         spread = 1.96 * acc.std(ddof=1) / math.sqrt(len(acc)) if len(acc) > 1 else float("nan")
         paper = PAPER.get(cell, (float("nan"), float("nan")))
         rows.append({
-            "cell": cell, "seeds": len(acc), "accuracy": acc.mean(), "ci95_seeds": spread,
+            "cell": cell, "run": run, "preset": group["preset"].iloc[0], "seeds": len(acc), "accuracy": acc.mean(), "ci95_seeds": spread,
             "per_seed": "; ".join(f"{a:.2f} ± {c:.2f}" for a, c in
                                   zip(group["accuracy"], group["ci95"])),
             "test_tasks": int(group["test_tasks"].iloc[0]),
@@ -70,33 +80,40 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         })
     table = pd.DataFrame(rows)
     order = {cell: i for i, cell in enumerate(PAPER)}
-    return table.sort_values("cell", key=lambda c: c.map(lambda x: order.get(x, 99)))
+    return table.sort_values("cell", key=lambda c: c.map(lambda x: order.get(x, 99)),
+                             kind="stable")
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    lines = ["| cell | this code (mean ± 95% over seeds) | per seed (± 95% over test tasks) "
-             "| iterations | train min/seed | paper | reference |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| cell | run (preset) | this code (mean ± 95% over seeds) "
+             "| per seed (± 95% over test tasks) | iterations | train min/seed | paper "
+             "| reference |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in table.itertuples():
+        spread = (f"{row.accuracy:.2f} ± {row.ci95_seeds:.2f} ({row.seeds} seeds)"
+                  if row.seeds > 1 else f"{row.accuracy:.2f} (1 seed)")
         lines.append(
-            f"| {row.cell} | {row.accuracy:.2f} ± {row.ci95_seeds:.2f} ({row.seeds} seeds) "
+            f"| {row.cell} | {row.run} ({row.preset}) | {spread} "
             f"| {row.per_seed} | {row.iterations} | {row.train_minutes:.1f} "
             f"| {row.paper:.1f} ± {row.paper_ci95:.1f} | {row.reference:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def plot_validation_curves(curves, summaries, path) -> None:
+    """One panel per cell; iterations on a log axis, so a long extra run and the grid both show."""
     cells = {}
     for curve_path, summary_path in zip(curves, summaries):
         settings = read_json(summary_path)["settings"]
         frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"])
-        cells.setdefault(_cell(settings), []).append((settings["seed"], frame))
+        run = _run_label(curve_path)
+        label = f"seed {settings['seed']}" if run == "grid" else f"{run}, seed {settings['seed']}"
+        cells.setdefault(_cell(settings), []).append((label, frame))
     fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.2), squeeze=False)
     for ax, (cell, runs) in zip(axes[0], cells.items()):
-        for seed, frame in runs:
-            ax.plot(frame["iteration"], 100 * frame["val_accuracy"], marker=".",
-                    label=f"seed {seed}")
-        ax.set(title=cell, xlabel="meta-iteration", ylabel="validation accuracy (%)")
+        for label, frame in runs:
+            ax.plot(frame["iteration"], 100 * frame["val_accuracy"], marker=".", label=label)
+        ax.set(title=cell, xlabel="meta-iteration", ylabel="validation accuracy (%)",
+               xscale="log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -107,7 +124,8 @@ def plot_accuracy_vs_steps(evals, path) -> None:
     cells = {}
     for eval_path in evals:
         result = read_json(eval_path)
-        cells.setdefault(_cell(result), []).append(result)
+        run = _run_label(eval_path)
+        cells.setdefault(_cell(result) + ("" if run == "grid" else f" ({run})"), []).append(result)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for cell, results in cells.items():
         acc = 100 * np.mean([r["per_step_accuracy"] for r in results], axis=0)
@@ -153,7 +171,7 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
         "packages": versions,
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpus": os.cpu_count()},
-        "jobs": runs[["cell", "seed", "iterations", "train_minutes", "eval_minutes"]]
+        "jobs": runs[["cell", "run", "seed", "iterations", "train_minutes", "eval_minutes"]]
         .to_dict(orient="records"),
     }
 
