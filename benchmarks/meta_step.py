@@ -7,7 +7,8 @@ For each cell and preset: first checks, in float64 on the same weights and tasks
 sides give the same meta-loss and meta-gradient (to 1e-6 relative); then times the meta-gradient
 of one whole meta-batch in float32, alternating the two sides, and prints the medians, the
 Paddle/PyTorch ratio, the first-order ratio, each side's peak resident memory during its steps,
-and the sampler's time as a share of the Paddle meta-step.
+and the sampler's time as a share of the Paddle meta-step. With --static it also times (and
+checks) the same meta-step compiled per task with paddle.jit.to_static(full_graph=True) and prim.
 
 The PyTorch side is the per-task loop most MAML code uses: F.conv2d, F.batch_norm(training=True),
 F.cross_entropy and torch.autograd.grad(..., create_graph=True).
@@ -16,6 +17,7 @@ F.cross_entropy and torch.autograd.grad(..., create_graph=True).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -31,8 +33,8 @@ import torch  # noqa: E402
 import torch.nn.functional as TF  # noqa: E402
 
 from maml.data import load_omniglot, load_split  # noqa: E402
-from maml.meta import as_tensors, meta_gradient  # noqa: E402
-from maml.model import BN_EPS, init_params, params_to_arrays  # noqa: E402
+from maml.meta import adapt, as_tensors, meta_gradient  # noqa: E402
+from maml.model import BN_EPS, cross_entropy, forward, init_params, params_to_arrays  # noqa: E402
 from maml.settings import parse_cell, resolve  # noqa: E402
 from maml.tasks import TaskSampler  # noqa: E402
 
@@ -68,6 +70,46 @@ def torch_meta_gradient(params: dict, sx, sy, qx, qy, steps: int, lr: float,
 # ----------------------------------------------------------------------------- helpers
 
 
+# ------------------------------------------------------- Paddle, compiled per task (--static)
+
+
+@contextlib.contextmanager
+def prim_enabled():
+    """Prim (decomposition into primitive ops) for the compiled side only."""
+    paddle.framework.core._set_prim_all_enabled(True)
+    try:
+        yield
+    finally:
+        paddle.framework.core._set_prim_all_enabled(False)
+
+
+def static_meta_gradient_fn(names, steps: int, lr: float, first_order: bool = False):
+    """The project's meta-gradient with each task's inner loop, query loss and gradient compiled
+    by to_static(full_graph=True) with prim; the loop over tasks stays in Python, so the
+    compiled program is one task's, whatever the meta-batch size.
+
+    The weights go in as they are: a `detach()` inside the compiled function, then
+    `stop_gradient = False`, lets Paddle 3.3's in-place passes overwrite the caller's tensors.
+    The outputs leave detached: otherwise to_static also builds their backward, a third order.
+    """
+    def task(weights, sx, sy, qx, qy):
+        fast = adapt(dict(zip(names, weights)), sx, sy, steps, lr, first_order)
+        loss = cross_entropy(forward(fast, qx), qy)
+        return [out.detach() for out in (loss, *paddle.grad(loss, weights))]
+
+    compiled = paddle.jit.to_static(task, full_graph=True)
+
+    def static_meta_gradient(params, sx, sy, qx, qy):
+        weights, total = list(params.values()), None
+        with prim_enabled():
+            for t in range(sx.shape[0]):
+                out = compiled(weights, sx[t], sy[t], qx[t], qy[t])
+                total = out if total is None else [a + b for a, b in zip(total, out)]
+        return total[0] / sx.shape[0], [g / sx.shape[0] for g in total[1:]]
+
+    return static_meta_gradient
+
+
 def paddle_inputs(settings: dict, batch, dtype: str):
     params = init_params(settings["n_way"], seed=0, dtype=dtype)
     tensors = [t.astype(dtype) if t.dtype == paddle.float32 else t for t in as_tensors(batch)]
@@ -83,16 +125,19 @@ def torch_inputs(params, batch, dtype):
     return weights, tensors
 
 
-def check_equal(settings: dict, batch) -> float:
+def check_equal(settings: dict, batch, static: bool = False) -> float:
     """Largest relative difference of meta-loss and meta-gradients, float64, same inputs.
 
     Each parameter's difference is relative to its largest gradient entry, floored at 1e-3
     of the largest entry overall: the conv biases before batch norm have an exactly zero true
-    gradient, where both sides return rounding noise.
+    gradient, where both sides return rounding noise. `static`: check the compiled side.
     """
     steps, lr = settings["inner_steps"], settings["inner_lr"]
     params, tensors = paddle_inputs(settings, batch, "float64")
-    p_loss, _, p_grads = meta_gradient(params, *tensors, steps, lr)
+    if static:
+        p_loss, p_grads = static_meta_gradient_fn(list(params), steps, lr)(params, *tensors)
+    else:
+        p_loss, _, p_grads = meta_gradient(params, *tensors, steps, lr)
     weights, t_tensors = torch_inputs(params, batch, "float64")
     t_loss, t_grads = torch_meta_gradient(weights, *t_tensors, steps, lr)
     worst = abs(float(p_loss) - t_loss.item()) / abs(t_loss.item())
@@ -119,8 +164,9 @@ def reset_peak_rss() -> None:
         pass
 
 
-def race(settings: dict, batch, repeats: int, first_order: bool):
-    """Median seconds per meta-step (Paddle, PyTorch) and peak RSS (MB) during each side."""
+def race(settings: dict, batch, repeats: int, first_order: bool, static: bool = False):
+    """Median seconds per meta-step and peak RSS (MB) of each side: Paddle, PyTorch and, with
+    `static`, Paddle compiled per task (its first call, the compile, is timed separately)."""
     steps, lr = settings["inner_steps"], settings["inner_lr"]
     params, tensors = paddle_inputs(settings, batch, "float32")
     weights, t_tensors = torch_inputs(params, batch, "float32")
@@ -133,17 +179,31 @@ def race(settings: dict, batch, repeats: int, first_order: bool):
         loss, grads = torch_meta_gradient(weights, *t_tensors, steps, lr, first_order)
         loss.item(), [g.numpy() for g in grads]
 
-    times = {"paddle": [], "torch": []}
-    peaks = {"paddle": 0.0, "torch": 0.0}
-    run_paddle(), run_torch()  # warm-up
+    sides = {"paddle": run_paddle, "torch": run_torch}
+    if static:
+        compiled = static_meta_gradient_fn(list(params), steps, lr, first_order)
+
+        def run_static():
+            loss, grads = compiled(params, *tensors)
+            float(loss), [g.numpy() for g in grads]
+
+        sides["static"] = run_static
+    times = {name: [] for name in sides}
+    peaks = {name: 0.0 for name in sides}
+    warm_up = {}
+    for name, run in sides.items():
+        start = time.perf_counter()
+        run()
+        warm_up[name] = time.perf_counter() - start
     for _ in range(repeats):
-        for name, run in (("paddle", run_paddle), ("torch", run_torch)):
+        for name, run in sides.items():
             reset_peak_rss()
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
             peaks[name] = max(peaks[name], peak_rss_mb())
-    return statistics.median(times["paddle"]), statistics.median(times["torch"]), peaks
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    return medians, peaks, warm_up
 
 
 def kernels(repeats: int = 50) -> None:
@@ -190,6 +250,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (>= 5)")
     parser.add_argument("--first-order-repeats", type=int, default=3)
     parser.add_argument("--no-kernels", action="store_true", help="skip the kernel timings")
+    parser.add_argument("--static", action="store_true",
+                        help="also time the meta-step compiled per task (to_static + prim)")
     args = parser.parse_args()
 
     paddle.set_device("cpu")
@@ -201,9 +263,11 @@ def main() -> None:
           f"PyTorch {torch.__version__}\n")
     if not args.no_kernels:
         kernels()
+    static_columns = (" | static check | static ms | static / eager | static compile s"
+                      if args.static else "")
     print("| preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "
-          "| first-order ratio | peak MB Paddle / PyTorch | sampler share |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          f"| first-order ratio | peak MB Paddle / PyTorch | sampler share{static_columns} |")
+    print("| --- " * (10 + 4 * args.static) + "|")
     for preset in args.presets:
         for cell in args.cells:
             n_way, k_shot = parse_cell(cell)
@@ -211,9 +275,16 @@ def main() -> None:
             sampler = TaskSampler(images, train_part, n_way, k_shot, settings["k_query"])
             rng = np.random.default_rng(0)
             batch = sampler.sample(rng, settings["meta_batch"])
-            check = check_equal(settings, sampler.sample(rng, 2))
-            paddle_s, torch_s, peaks = race(settings, batch, args.repeats, first_order=False)
-            fo_paddle, fo_torch, _ = race(settings, batch, args.first_order_repeats, True)
+            check_batch = sampler.sample(rng, 2)
+            check = check_equal(settings, check_batch)
+            times, peaks, warm_up = race(settings, batch, args.repeats, False, args.static)
+            paddle_s, torch_s = times["paddle"], times["torch"]
+            first_order, _, _ = race(settings, batch, args.first_order_repeats, True)
+            static = ""
+            if args.static:
+                static_check = check_equal(settings, check_batch, static=True)
+                static = (f" | {static_check:.1e} | {1e3 * times['static']:.0f} "
+                          f"| {times['static'] / paddle_s:.2f} | {warm_up['static']:.1f}")
             start = time.perf_counter()
             for _ in range(10):
                 as_tensors(sampler.sample(rng, settings["meta_batch"]))
@@ -221,8 +292,9 @@ def main() -> None:
             print(f"| {preset} | {cell} | {settings['meta_batch']} x {settings['inner_steps']} "
                   f"| {check:.1e} {'ok' if check < 1e-6 else 'MISMATCH'} "
                   f"| {1e3 * paddle_s:.0f} | {1e3 * torch_s:.0f} | {paddle_s / torch_s:.2f} "
-                  f"| {fo_paddle / fo_torch:.2f} | {peaks['paddle']:.0f} / {peaks['torch']:.0f} "
-                  f"| {100 * sampling / paddle_s:.2f}% |", flush=True)
+                  f"| {first_order['paddle'] / first_order['torch']:.2f} "
+                  f"| {peaks['paddle']:.0f} / {peaks['torch']:.0f} "
+                  f"| {100 * sampling / paddle_s:.2f}%{static} |", flush=True)
 
 
 if __name__ == "__main__":
