@@ -159,6 +159,7 @@ def test_until_stops_at_the_rule(tmp_path):
     ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "overrides": {"k_query": 30}}}},
      "extra run long: k_shot + k_query = 31"),
     ({"extra_runs": {"long": {"cell": "5way1shot"}}}, "'seed' is a required property"),
+    ({"extra_runs": {"grid": {"cell": "5way1shot", "seed": 0}}}, "extra run grid: the name 'grid'"),
     ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "preset": "fast"}}},
      "'fast' is not one of"),
 ])

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from maml.files import read_json, write_json, write_text  # noqa: E402
-from maml.settings import cell_name, parse_run  # noqa: E402
+from maml.settings import GRID, cell_name, parse_run  # noqa: E402
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
 PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
@@ -38,7 +38,7 @@ def _cell(result: dict) -> str:
 
 def _run_label(path) -> str:
     """'grid' for the config's cells x seeds, else the extra run's name (from its folder)."""
-    return parse_run(Path(path).parent.name)[0] or "grid"
+    return parse_run(Path(path).parent.name)[0] or GRID
 
 
 def load_runs(evals, summaries) -> pd.DataFrame:
@@ -69,7 +69,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         spread = 1.96 * acc.std(ddof=1) / math.sqrt(len(acc)) if len(acc) > 1 else float("nan")
         paper = PAPER.get(cell, (float("nan"), float("nan")))
         rows.append({
-            "cell": cell, "run": run, "preset": group["preset"].iloc[0], "seeds": len(acc), "accuracy": acc.mean(), "ci95_seeds": spread,
+            "cell": cell, "run": run, "preset": group["preset"].iloc[0], "seeds": len(acc),
+            "accuracy": acc.mean(), "ci95_seeds": spread,
             "per_seed": "; ".join(f"{a:.2f} ± {c:.2f}" for a, c in
                                   zip(group["accuracy"], group["ci95"])),
             "test_tasks": int(group["test_tasks"].iloc[0]),
@@ -106,7 +107,7 @@ def plot_validation_curves(curves, summaries, path) -> None:
         settings = read_json(summary_path)["settings"]
         frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"])
         run = _run_label(curve_path)
-        label = f"seed {settings['seed']}" if run == "grid" else f"{run}, seed {settings['seed']}"
+        label = f"seed {settings['seed']}" if run == GRID else f"{run}, seed {settings['seed']}"
         cells.setdefault(_cell(settings), []).append((label, frame))
     fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.2), squeeze=False)
     for ax, (cell, runs) in zip(axes[0], cells.items()):
@@ -125,7 +126,7 @@ def plot_accuracy_vs_steps(evals, path) -> None:
     for eval_path in evals:
         result = read_json(eval_path)
         run = _run_label(eval_path)
-        cells.setdefault(_cell(result) + ("" if run == "grid" else f" ({run})"), []).append(result)
+        cells.setdefault(_cell(result) + ("" if run == GRID else f" ({run})"), []).append(result)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for cell, results in cells.items():
         acc = 100 * np.mean([r["per_step_accuracy"] for r in results], axis=0)

@@ -47,6 +47,8 @@ POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr
 CELL_PATTERN = r"[1-9][0-9]*way[1-9][0-9]*shot"
 # A run's folder within its cell: seed3 for the config's grid, long-seed0 for the extra run "long".
 RUN_PATTERN = r"(?:[a-z][a-z0-9_]*-)?seed[0-9]+"
+# The table's label for the runs of the cells x seeds grid (an extra run has its own name).
+GRID = "grid"
 # Keys that only evaluation reads: changing them must not retrain a model.
 EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
 
@@ -173,6 +175,8 @@ def check_config(config: dict) -> None:
             raise SettingsError(f"config, cell {cell}: {error}") from None
     for label, extra in config.get("extra_runs", {}).items():
         try:
+            if label == GRID:
+                raise SettingsError(f"the name {GRID!r} is the table's label for the grid's runs")
             parse_cell(extra["cell"])
             run_settings(config, extra["cell"], run_name(extra["seed"], label))
         except SettingsError as error:
