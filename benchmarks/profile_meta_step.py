@@ -1,0 +1,62 @@
+"""Where a Paddle meta-step's time goes: the Paddle profiler's operator table for one meta-step.
+
+    python benchmarks/profile_meta_step.py --cell 5way1shot --preset reference --tasks 2
+
+Eager mode, real tasks of the cell, the project's `maml.meta.meta_gradient` (one warm-up step,
+then one profiled step). Rows named `...GradNode` are backward passes, `...DoubleGradNode` the
+second-order ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("BENCH_THREADS", "1"))
+
+import numpy as np  # noqa: E402
+import paddle  # noqa: E402
+import paddle.profiler as profiler  # noqa: E402
+
+from maml.data import load_omniglot, load_split  # noqa: E402
+from maml.meta import as_tensors, meta_gradient  # noqa: E402
+from maml.model import init_params  # noqa: E402
+from maml.settings import parse_cell, resolve  # noqa: E402
+from maml.tasks import TaskSampler  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="resources/omniglot/omniglot28.npz")
+    parser.add_argument("--split-file", default="resources/omniglot/splits/finn.json")
+    parser.add_argument("--cell", default="5way1shot")
+    parser.add_argument("--preset", default="reference")
+    parser.add_argument("--tasks", type=int, help="meta-batch size (default: the preset's)")
+    args = parser.parse_args()
+
+    paddle.set_device("cpu")
+    n_way, k_shot = parse_cell(args.cell)
+    settings = resolve(n_way, k_shot, args.preset)
+    sampler = TaskSampler(load_omniglot(args.data).images,
+                          load_split(args.split_file)["parts"]["train"], n_way, k_shot,
+                          settings["k_query"])
+    batch = as_tensors(sampler.sample(np.random.default_rng(0),
+                                      args.tasks or settings["meta_batch"]))
+    params = init_params(n_way, seed=0)
+    steps, lr = settings["inner_steps"], settings["inner_lr"]
+    meta_gradient(params, *batch, steps, lr)  # warm-up
+    prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
+    prof.start()
+    start = time.perf_counter()
+    meta_gradient(params, *batch, steps, lr)
+    elapsed = time.perf_counter() - start
+    prof.stop()
+    print(f"{args.preset} {args.cell}, {batch[0].shape[0]} tasks x {steps} steps: "
+          f"{1e3 * elapsed:.0f} ms ({os.environ['OMP_NUM_THREADS']} threads, profiled)")
+    prof.summary(sorted_by=profiler.SortedKeys.CPUTotal, op_detail=False, thread_sep=False,
+                 time_unit="ms")
+
+
+if __name__ == "__main__":
+    main()
