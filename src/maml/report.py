@@ -172,7 +172,9 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
             pass
     return {
         "commit": git("rev-parse", "HEAD"),
-        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # code or config edited since the commit (results/ is what this run is rewriting)
+        "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no", "--",
+                                        ".", ":(exclude)results")),
         "config": config,
         "python": sys.version.split()[0],
         "packages": versions,
