@@ -67,9 +67,6 @@ def torch_meta_gradient(params: dict, sx, sy, qx, qy, steps: int, lr: float,
     return loss, torch.autograd.grad(loss, list(params.values()))
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
 # ------------------------------------------------------- Paddle, compiled per task (--static)
 
 
@@ -108,6 +105,9 @@ def static_meta_gradient_fn(names, steps: int, lr: float, first_order: bool = Fa
         return total[0] / sx.shape[0], [g / sx.shape[0] for g in total[1:]]
 
     return static_meta_gradient
+
+
+# ----------------------------------------------------------------------------- helpers
 
 
 def paddle_inputs(settings: dict, batch, dtype: str):
