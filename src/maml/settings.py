@@ -177,7 +177,6 @@ def check_config(config: dict) -> None:
         try:
             if label == GRID:
                 raise SettingsError(f"the name {GRID!r} is the table's label for the grid's runs")
-            parse_cell(extra["cell"])
             run_settings(config, extra["cell"], run_name(extra["seed"], label))
         except SettingsError as error:
             raise SettingsError(f"config, extra run {label}: {error}") from None
