@@ -7,8 +7,7 @@ For each cell and preset: first checks, in float64 on the same weights and tasks
 sides give the same meta-loss and meta-gradient (to 1e-6 relative); then times the meta-gradient
 of one whole meta-batch in float32, alternating the two sides, and prints the medians, the
 Paddle/PyTorch ratio, the first-order ratio, each side's peak resident memory during its steps,
-and the sampler's time as a share of the Paddle meta-step. With --static it also times (and
-checks) the same meta-step compiled per task with paddle.jit.to_static(full_graph=True) and prim.
+and the sampler's time as a share of the Paddle meta-step.
 
 The PyTorch side is the per-task loop most MAML code uses: F.conv2d, F.batch_norm(training=True),
 F.cross_entropy and torch.autograd.grad(..., create_graph=True).
@@ -17,7 +16,6 @@ F.cross_entropy and torch.autograd.grad(..., create_graph=True).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
 import statistics
@@ -33,8 +31,9 @@ import torch  # noqa: E402
 import torch.nn.functional as TF  # noqa: E402
 
 from maml.data import load_omniglot, load_split  # noqa: E402
-from maml.meta import adapt, as_tensors, meta_gradient  # noqa: E402
-from maml.model import BN_EPS, cross_entropy, forward, init_params, params_to_arrays  # noqa: E402
+from maml import cpu  # noqa: E402
+from maml.meta import as_tensors, meta_gradient  # noqa: E402
+from maml.model import BN_EPS, conv3x3_stride2, init_params, params_to_arrays  # noqa: E402
 from maml.settings import parse_cell, resolve  # noqa: E402
 from maml.tasks import TaskSampler  # noqa: E402
 
@@ -67,46 +66,6 @@ def torch_meta_gradient(params: dict, sx, sy, qx, qy, steps: int, lr: float,
     return loss, torch.autograd.grad(loss, list(params.values()))
 
 
-# ------------------------------------------------------- Paddle, compiled per task (--static)
-
-
-@contextlib.contextmanager
-def prim_enabled():
-    """Prim (decomposition into primitive ops) for the compiled side only."""
-    paddle.framework.core._set_prim_all_enabled(True)
-    try:
-        yield
-    finally:
-        paddle.framework.core._set_prim_all_enabled(False)
-
-
-def static_meta_gradient_fn(names, steps: int, lr: float, first_order: bool = False):
-    """The project's meta-gradient with each task's inner loop, query loss and gradient compiled
-    by to_static(full_graph=True) with prim; the loop over tasks stays in Python, so the
-    compiled program is one task's, whatever the meta-batch size.
-
-    The weights go in as they are: a `detach()` inside the compiled function, then
-    `stop_gradient = False`, lets Paddle 3.3's in-place passes overwrite the caller's tensors.
-    The outputs leave detached: otherwise to_static also builds their backward, a third order.
-    """
-    def task(weights, sx, sy, qx, qy):
-        fast = adapt(dict(zip(names, weights)), sx, sy, steps, lr, first_order)
-        loss = cross_entropy(forward(fast, qx), qy)
-        return [out.detach() for out in (loss, *paddle.grad(loss, weights))]
-
-    compiled = paddle.jit.to_static(task, full_graph=True)
-
-    def static_meta_gradient(params, sx, sy, qx, qy):
-        weights, total = list(params.values()), None
-        with prim_enabled():
-            for t in range(sx.shape[0]):
-                out = compiled(weights, sx[t], sy[t], qx[t], qy[t])
-                total = out if total is None else [a + b for a, b in zip(total, out)]
-        return total[0] / sx.shape[0], [g / sx.shape[0] for g in total[1:]]
-
-    return static_meta_gradient
-
-
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -116,35 +75,42 @@ def paddle_inputs(settings: dict, batch, dtype: str):
     return params, tensors
 
 
+def torch_layout(name: str, value: np.ndarray) -> np.ndarray:
+    """A conv weight from this project's [9 * c_in, c_out] (rows: kernel row, column, c_in)
+    to PyTorch's [c_out, c_in, 3, 3]; anything else unchanged."""
+    if name.startswith("conv") and name.endswith(".weight"):
+        return value.reshape(3, 3, -1, value.shape[1]).transpose(3, 2, 0, 1)
+    return value
+
+
 def torch_inputs(params, batch, dtype):
     torch_dtype = getattr(torch, dtype)
-    weights = {name: torch.tensor(value, dtype=torch_dtype, requires_grad=True)
+    weights = {name: torch.tensor(torch_layout(name, value), dtype=torch_dtype,
+                                  requires_grad=True)
                for name, value in params_to_arrays(params).items()}
     tensors = [torch.tensor(batch.support_x, dtype=torch_dtype), torch.tensor(batch.support_y),
                torch.tensor(batch.query_x, dtype=torch_dtype), torch.tensor(batch.query_y)]
     return weights, tensors
 
 
-def check_equal(settings: dict, batch, static: bool = False) -> float:
+def check_equal(settings: dict, batch) -> float:
     """Largest relative difference of meta-loss and meta-gradients, float64, same inputs.
 
     Each parameter's difference is relative to its largest gradient entry, floored at 1e-3
     of the largest entry overall: the conv biases before batch norm have an exactly zero true
-    gradient, where both sides return rounding noise. `static`: check the compiled side.
+    gradient, where both sides return rounding noise.
     """
     steps, lr = settings["inner_steps"], settings["inner_lr"]
     params, tensors = paddle_inputs(settings, batch, "float64")
-    if static:
-        p_loss, p_grads = static_meta_gradient_fn(list(params), steps, lr)(params, *tensors)
-    else:
-        p_loss, _, p_grads = meta_gradient(params, *tensors, steps, lr)
+    p_loss, _, p_grads = meta_gradient(params, *tensors, steps, lr)
     weights, t_tensors = torch_inputs(params, batch, "float64")
     t_loss, t_grads = torch_meta_gradient(weights, *t_tensors, steps, lr)
     worst = abs(float(p_loss) - t_loss.item()) / abs(t_loss.item())
     t_grads = [t.detach().numpy() for t in t_grads]
     floor = 1e-3 * max(np.abs(t).max() for t in t_grads)
-    for p, t in zip(p_grads, t_grads):
-        worst = max(worst, float(np.abs(p.numpy() - t).max() / max(np.abs(t).max(), floor)))
+    for name, p, t in zip(params, p_grads, t_grads):
+        p = torch_layout(name, p.numpy())
+        worst = max(worst, float(np.abs(p - t).max() / max(np.abs(t).max(), floor)))
     return worst
 
 
@@ -164,9 +130,8 @@ def reset_peak_rss() -> None:
         pass
 
 
-def race(settings: dict, batch, repeats: int, first_order: bool, static: bool = False):
-    """Median seconds per meta-step and peak RSS (MB) of each side: Paddle, PyTorch and, with
-    `static`, Paddle compiled per task (its first call, the compile, is timed separately)."""
+def race(settings: dict, batch, repeats: int, first_order: bool):
+    """Median seconds per meta-step and peak RSS (MB) of each side, Paddle and PyTorch."""
     steps, lr = settings["inner_steps"], settings["inner_lr"]
     params, tensors = paddle_inputs(settings, batch, "float32")
     weights, t_tensors = torch_inputs(params, batch, "float32")
@@ -180,21 +145,10 @@ def race(settings: dict, batch, repeats: int, first_order: bool, static: bool = 
         loss.item(), [g.numpy() for g in grads]
 
     sides = {"paddle": run_paddle, "torch": run_torch}
-    if static:
-        compiled = static_meta_gradient_fn(list(params), steps, lr, first_order)
-
-        def run_static():
-            loss, grads = compiled(params, *tensors)
-            float(loss), [g.numpy() for g in grads]
-
-        sides["static"] = run_static
     times = {name: [] for name in sides}
     peaks = {name: 0.0 for name in sides}
-    warm_up = {}
-    for name, run in sides.items():
-        start = time.perf_counter()
+    for run in sides.values():  # warm-up
         run()
-        warm_up[name] = time.perf_counter() - start
     for _ in range(repeats):
         for name, run in sides.items():
             reset_peak_rss()
@@ -203,11 +157,12 @@ def race(settings: dict, batch, repeats: int, first_order: bool, static: bool = 
             times[name].append(time.perf_counter() - start)
             peaks[name] = max(peaks[name], peak_rss_mb())
     medians = {name: statistics.median(values) for name, values in times.items()}
-    return medians, peaks, warm_up
+    return medians, peaks
 
 
 def kernels(repeats: int = 50) -> None:
-    """Where the time goes: one 3x3 stride-2 conv (fwd, fwd+bwd) and one GEMM, both frameworks."""
+    """Where the time goes: one 3x3 stride-2 conv (fwd, fwd+bwd), as Paddle's conv2d and as this
+    project's patch gather + GEMM, against PyTorch's conv2d; and one GEMM."""
     import paddle.nn.functional as PF
 
     def clock(fn):
@@ -223,12 +178,26 @@ def kernels(repeats: int = 50) -> None:
     px, pw = paddle.to_tensor(x, stop_gradient=False), paddle.to_tensor(w, stop_gradient=False)
     tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     pa, pb, ta, tb = paddle.to_tensor(a), paddle.to_tensor(b), torch.tensor(a), torch.tensor(b)
+    # the same conv in this project's layout: channels-last pixels, one task's weight matrix
+    gx = paddle.to_tensor(x.transpose(0, 2, 3, 1).reshape(25, 196, 64), stop_gradient=False)
+    gw = paddle.to_tensor(w.transpose(2, 3, 1, 0).reshape(1, 576, 64), stop_gradient=False)
+    gb = paddle.zeros([1, 64])
+
+    def gemm_conv():
+        return conv3x3_stride2(gx, (14, 14), gw, gb)[0]
+
     rows = {
-        "conv 25x64x14x14 -> 64, forward": (
+        "Paddle conv2d 25x64x14x14 -> 64, forward": (
             lambda: PF.conv2d(px, pw, stride=2, padding=1),
             lambda: TF.conv2d(tx, tw, stride=2, padding=1)),
-        "conv forward + backward": (
+        "Paddle conv2d forward + backward": (
             lambda: paddle.grad(PF.conv2d(px, pw, stride=2, padding=1).sum(), [pw, px]),
+            lambda: torch.autograd.grad(TF.conv2d(tx, tw, stride=2, padding=1).sum(), [tw, tx])),
+        "same conv as gather + GEMM (this project), forward": (
+            gemm_conv,
+            lambda: TF.conv2d(tx, tw, stride=2, padding=1)),
+        "gather + GEMM forward + backward": (
+            lambda: paddle.grad(gemm_conv().sum(), [gw, gx]),
             lambda: torch.autograd.grad(TF.conv2d(tx, tw, stride=2, padding=1).sum(), [tw, tx])),
         "GEMM 64x576 @ 576x1225": (
             lambda: paddle.matmul(pa, pb),
@@ -250,8 +219,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (>= 5)")
     parser.add_argument("--first-order-repeats", type=int, default=3)
     parser.add_argument("--no-kernels", action="store_true", help="skip the kernel timings")
-    parser.add_argument("--static", action="store_true",
-                        help="also time the meta-step compiled per task (to_static + prim)")
     args = parser.parse_args()
 
     paddle.set_device("cpu")
@@ -260,14 +227,12 @@ def main() -> None:
     train_part = load_split(args.split_file)["parts"]["train"]
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{THREADS} threads; Python {sys.version.split()[0]}, Paddle {paddle.__version__}, "
-          f"PyTorch {torch.__version__}\n")
+          f"PyTorch {torch.__version__}; maml.cpu settings: {cpu.SETTINGS or 'none'}\n")
     if not args.no_kernels:
         kernels()
-    static_columns = (" | static check | static ms | static / eager | static compile s"
-                      if args.static else "")
     print("| preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "
-          f"| first-order ratio | peak MB Paddle / PyTorch | sampler share{static_columns} |")
-    print("| --- " * (10 + 4 * args.static) + "|")
+          "| first-order ratio | peak MB Paddle / PyTorch | sampler share |")
+    print("| --- " * 10 + "|")
     for preset in args.presets:
         for cell in args.cells:
             n_way, k_shot = parse_cell(cell)
@@ -277,14 +242,9 @@ def main() -> None:
             batch = sampler.sample(rng, settings["meta_batch"])
             check_batch = sampler.sample(rng, 2)
             check = check_equal(settings, check_batch)
-            times, peaks, warm_up = race(settings, batch, args.repeats, False, args.static)
+            times, peaks = race(settings, batch, args.repeats, False)
             paddle_s, torch_s = times["paddle"], times["torch"]
-            first_order, _, _ = race(settings, batch, args.first_order_repeats, True)
-            static = ""
-            if args.static:
-                static_check = check_equal(settings, check_batch, static=True)
-                static = (f" | {static_check:.1e} | {1e3 * times['static']:.0f} "
-                          f"| {times['static'] / paddle_s:.2f} | {warm_up['static']:.1f}")
+            first_order, _ = race(settings, batch, args.first_order_repeats, True)
             start = time.perf_counter()
             for _ in range(10):
                 as_tensors(sampler.sample(rng, settings["meta_batch"]))
@@ -294,7 +254,7 @@ def main() -> None:
                   f"| {1e3 * paddle_s:.0f} | {1e3 * torch_s:.0f} | {paddle_s / torch_s:.2f} "
                   f"| {first_order['paddle'] / first_order['torch']:.2f} "
                   f"| {peaks['paddle']:.0f} / {peaks['torch']:.0f} "
-                  f"| {100 * sampling / paddle_s:.2f}%{static} |", flush=True)
+                  f"| {100 * sampling / paddle_s:.2f}% |", flush=True)
 
 
 if __name__ == "__main__":

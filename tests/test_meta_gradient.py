@@ -1,8 +1,8 @@
 """The second-order meta-gradient equals central finite differences of the meta-loss.
 
 In float64 on a small version of the paper's network (same `forward`), over a meta-batch
-of two tasks with two inner steps each. Also shows the Paddle 3.3 conv2d trap is real:
-the naive inner gradient (without the input in the grad call) gives a wrong meta-gradient.
+of two tasks with two inner steps each. Also: the grouped computation equals one graph, and
+the batched inner loop equals adapting one task at a time.
 """
 
 from collections import OrderedDict
@@ -12,7 +12,7 @@ import paddle
 import pytest
 
 from maml import meta
-from maml.model import cross_entropy, forward, init_params
+from maml.model import accuracy, cross_entropy, forward, init_params, per_task
 
 STEPS, LR, N_WAY = 2, 0.5, 3
 
@@ -77,32 +77,43 @@ def test_first_order_meta_gradient_differs(problem, reference_gradient):
     assert relative_error(grads, reference_gradient) > 1e-2
 
 
-def naive_adapt(params, x, y, steps, lr, first_order=False):
-    """Inner loop WITHOUT the conv2d workaround: grads w.r.t. the weights only."""
-    fast = params
-    for _ in range(steps):
-        loss = cross_entropy(forward(fast, x), y)
-        grads = paddle.grad(loss, list(fast.values()), create_graph=not first_order)
-        fast = OrderedDict((n, w - lr * g) for (n, w), g in zip(fast.items(), grads))
-    return fast
-
-
-def test_the_conv2d_trap_is_real(problem, reference_gradient, monkeypatch):
-    """Without the workaround this Paddle returns a wrong meta-gradient, silently."""
+def test_groups_of_tasks_give_the_one_graph_meta_gradient(problem, monkeypatch):
     params, batch = problem
-    monkeypatch.setattr(meta, "adapt", naive_adapt)
-    _, _, grads = meta.meta_gradient(params, *batch, STEPS, LR)
-    assert relative_error(grads, reference_gradient) > 1e-2
+    loss, _ = meta.meta_loss(params, *batch, STEPS, LR)
+    one_graph = paddle.grad(loss, list(params.values()))
+    monkeypatch.setattr(meta, "IMAGES_PER_GROUP", 1)  # one task per group
+    assert len(meta.task_groups(2, 15)) == 2
+    grouped_loss, _, grouped = meta.meta_gradient(params, *batch, STEPS, LR)
+    assert abs(grouped_loss - float(loss)) < 1e-12
+    for a, b in zip(one_graph, grouped):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def one_task(tensors, t):
+    return [x[t:t + 1] for x in tensors]
 
 
 def test_meta_loss_is_the_post_adaptation_query_loss(problem):
-    params, (sx, sy, qx, qy) = problem
-    loss, _ = meta.meta_loss(params, sx, sy, qx, qy, STEPS, LR)
-    by_hand = 0.0
+    """Against each task adapted on its own, by hand, in its own graph."""
+    params, batch = problem
+    loss, acc = meta.meta_loss(params, *batch, STEPS, LR)
+    by_hand, hand_acc = 0.0, 0.0
     for t in range(2):
-        fast = OrderedDict(params)
+        sx, sy, qx, qy = one_task(batch, t)
+        fast = per_task(params, 1)
         for _ in range(STEPS):
-            g = paddle.grad(cross_entropy(forward(fast, sx[t]), sy[t]), list(fast.values()))
+            g = paddle.grad(cross_entropy(forward(fast, sx), sy).sum(), list(fast.values()))
             fast = OrderedDict((n, (w - LR * gi)) for (n, w), gi in zip(fast.items(), g))
-        by_hand += float(cross_entropy(forward(fast, qx[t]), qy[t])) / 2
+        by_hand += float(cross_entropy(forward(fast, qx), qy)[0]) / 2
+        hand_acc += float(accuracy(forward(fast, qx), qy)[0]) / 2
     assert abs(float(loss) - by_hand) < 1e-12
+    assert abs(float(acc) - hand_acc) < 1e-6  # accuracies are float32
+
+
+def test_adaptation_accuracies_per_task(problem):
+    params, batch = problem
+    together = meta.adaptation_accuracies(params, *batch, STEPS, LR)
+    assert together.shape == (2, STEPS + 1)
+    for t in range(2):
+        alone = meta.adaptation_accuracies(params, *one_task(batch, t), STEPS, LR)
+        np.testing.assert_array_equal(alone[0], together[t])

@@ -1,42 +1,72 @@
-"""The primitive batch norm and loss agree with Paddle's own kernels; shapes are the paper's."""
+"""The batched, GEMM-based network equals an independent one built from Paddle's own
+`conv2d` and `batch_norm` kernels; the primitive loss equals numpy's; shapes are the paper's."""
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from maml.model import (BN_EPS, accuracy, batch_norm, cross_entropy, forward, init_params,
-                        params_to_arrays, arrays_to_params)
+from maml.model import (BN_EPS, accuracy, arrays_to_params, cross_entropy, forward,
+                        init_params, params_to_arrays, per_task)
 
 
-def test_batch_norm_matches_paddle_training_mode():
-    rng = np.random.default_rng(0)
-    x = paddle.to_tensor(rng.normal(size=(6, 4, 5, 5)))
-    w, b = paddle.to_tensor(rng.normal(size=4)), paddle.to_tensor(rng.normal(size=4))
-    ours = batch_norm(x, w, b)
-    theirs = F.batch_norm(x, paddle.zeros([4], "float64"), paddle.ones([4], "float64"), w, b,
-                          training=True, epsilon=BN_EPS)
-    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), atol=1e-10)
+def reference_forward(params, x):
+    """One task's logits from Paddle's conv2d and batch_norm kernels, NCHW."""
+    h = x
+    for b in range(4):
+        matrix = params[f"conv{b}.weight"]  # [9 * c_in, c_out], rows (row, col, c_in)
+        kernel = matrix.reshape([3, 3, -1, matrix.shape[1]]).transpose([3, 2, 0, 1])
+        h = F.conv2d(h, kernel, params[f"conv{b}.bias"], stride=2, padding=1)
+        channels = h.shape[1]
+        h = F.batch_norm(h, paddle.zeros([channels], h.dtype), paddle.ones([channels], h.dtype),
+                         params[f"bn{b}.weight"], params[f"bn{b}.bias"], training=True,
+                         epsilon=BN_EPS)
+        h = F.relu(h)
+    return paddle.matmul(h.mean(axis=[2, 3]), params["fc.weight"]) + params["fc.bias"]
+
+
+def random_params(n_way, seed):
+    """Initial weights with random biases and batch-norm scales, so every term matters."""
+    rng = np.random.default_rng(seed)
+    params = init_params(n_way, seed=seed, dtype="float64")
+    for name, p in params.items():
+        if not name.endswith("weight") or name.startswith("bn"):
+            p.set_value(rng.normal(1.0 if name.startswith("bn") else 0.0, 0.5, p.shape))
+    return params
+
+
+def test_forward_matches_conv2d_and_batch_norm_kernels():
+    """Two tasks, each with its own weights, 28x28 images (28 -> 14 -> 7 -> 4 -> 2)."""
+    tasks = [random_params(5, seed) for seed in (1, 2)]
+    x = paddle.to_tensor(np.random.default_rng(0).random((2, 6, 1, 28, 28)))
+    stacked = {name: paddle.stack([t[name] for t in tasks]) for name in tasks[0]}
+    ours = forward(stacked, x)
+    assert ours.shape == [2, 6, 5]
+    for t, params in enumerate(tasks):
+        np.testing.assert_allclose(ours[t].numpy(), reference_forward(params, x[t]).numpy(),
+                                   rtol=1e-10, atol=1e-10)
 
 
 def test_cross_entropy_matches_numpy():
-    """Against an independent log-sum-exp in numpy (large logits test stability)."""
+    """Per task, against an independent log-sum-exp in numpy (large logits test stability)."""
     rng = np.random.default_rng(1)
-    logits, labels = rng.normal(size=(7, 5)) * 30, rng.integers(0, 5, size=7)
-    top = logits.max(axis=1)
-    expected = np.mean(np.log(np.exp(logits - top[:, None]).sum(axis=1)) + top
-                       - logits[np.arange(7), labels])
+    logits, labels = rng.normal(size=(2, 7, 5)) * 30, rng.integers(0, 5, size=(2, 7))
+    top = logits.max(axis=2)
+    picked = np.take_along_axis(logits, labels[..., None], axis=2)[..., 0]
+    expected = np.mean(np.log(np.exp(logits - top[..., None]).sum(axis=2)) + top - picked, axis=1)
     ours = cross_entropy(paddle.to_tensor(logits), paddle.to_tensor(labels))
-    np.testing.assert_allclose(float(ours), expected, rtol=1e-12)
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-12)
 
 
 def test_forward_shapes_and_parameter_layout():
     params = init_params(20)
     assert list(params)[:4] == ["conv0.weight", "conv0.bias", "bn0.weight", "bn0.bias"]
-    assert params["conv3.weight"].shape == [64, 64, 3, 3]
+    assert params["conv0.weight"].shape == [9, 64]
+    assert params["conv3.weight"].shape == [9 * 64, 64]
     assert params["fc.weight"].shape == [64, 20]
-    logits = forward(params, paddle.rand([7, 1, 28, 28]))
-    assert logits.shape == [7, 20]
-    assert 0.0 <= float(accuracy(logits, paddle.zeros([7], "int64"))) <= 1.0
+    logits = forward(per_task(params, 3), paddle.rand([3, 7, 1, 28, 28]))
+    assert logits.shape == [3, 7, 20]
+    acc = accuracy(logits, paddle.zeros([3, 7], "int64"))
+    assert acc.shape == [3] and all(0.0 <= a <= 1.0 for a in acc.numpy())
 
 
 def test_init_is_seeded_and_round_trips():

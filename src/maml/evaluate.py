@@ -11,7 +11,7 @@ from tqdm import tqdm
 from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.files import load_arrays
-from maml.meta import adaptation_accuracies, as_tensors
+from maml.meta import adaptation_accuracies, as_tensors, task_groups
 from maml.model import Params, arrays_to_params
 from maml.tasks import TaskIndices, TaskSampler
 
@@ -24,11 +24,14 @@ def confidence_interval(values: np.ndarray, axis: int = 0) -> np.ndarray:
 def per_task_accuracies(params: Params, sampler: TaskSampler, tasks: TaskIndices, steps: int,
                         lr: float, progress: bool = False) -> np.ndarray:
     """Query accuracy after 0..steps inner steps for each task: [num_tasks, steps + 1]."""
+    images = sampler.n_way * (sampler.k_shot + sampler.k_query)
     rows = []
-    for t in tqdm(range(len(tasks)), desc="evaluate", disable=not progress):
-        sx, sy, qx, qy = as_tensors(sampler.build(tasks[t:t + 1]))
-        rows.append(adaptation_accuracies(params, sx[0], sy[0], qx[0], qy[0], steps, lr))
-    return np.asarray(rows)
+    with tqdm(total=len(tasks), desc="evaluate", unit="task", disable=not progress) as bar:
+        for group in task_groups(len(tasks), images):
+            batch = as_tensors(sampler.build(tasks[group.start:group.stop]))
+            rows.append(adaptation_accuracies(params, *batch, steps, lr))
+            bar.update(group.stop - group.start)
+    return np.concatenate(rows)
 
 
 def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,

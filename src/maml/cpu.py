@@ -1,0 +1,47 @@
+"""CPU settings that must be in place before Paddle's first matrix product (set on import).
+
+Two things cost Paddle's CPU wheel a factor of two to three on an AMD processor, both measured
+in benchmarks/README.md: its GEMMs run in Intel MKL 2019, which on AMD takes a slow generic code
+path unless `MKL_DEBUG_CPU_TYPE=5` selects its AVX2 kernels; and glibc's malloc serves each
+large tensor with a fresh mmap, so every op pays page faults on its output. Neither changes
+what is computed beyond float32 rounding. A value the user has set is left alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+HEAP_LIMIT = 1 << 30  # allocations up to 1 GiB come from (and return to) the heap
+
+
+def is_amd() -> bool:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return any("AuthenticAMD" in line for line in cpuinfo if line.startswith("vendor_id"))
+    except OSError:
+        return False
+
+
+def tune() -> dict:
+    """Apply both settings where they apply; returns what was set, for provenance."""
+    applied = {}
+    if is_amd() and "MKL_DEBUG_CPU_TYPE" not in os.environ:
+        os.environ["MKL_DEBUG_CPU_TYPE"] = "5"
+        applied["MKL_DEBUG_CPU_TYPE"] = "5"
+    if platform.system() == "Linux" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c"))
+            done = libc.mallopt(M_MMAP_THRESHOLD, HEAP_LIMIT) and libc.mallopt(M_TRIM_THRESHOLD,
+                                                                               HEAP_LIMIT)
+        except (OSError, AttributeError):  # not glibc
+            done = False
+        if done:
+            applied["mallopt"] = f"mmap and trim thresholds {HEAP_LIMIT}"
+    return applied
+
+
+SETTINGS = tune()
