@@ -15,7 +15,7 @@ def reference_forward(params, x):
     for b in range(4):
         matrix = params[f"conv{b}.weight"]  # [9 * c_in, c_out], rows (row, col, c_in)
         kernel = matrix.reshape([3, 3, -1, matrix.shape[1]]).transpose([3, 2, 0, 1])
-        h = F.conv2d(h, kernel, params[f"conv{b}.bias"], stride=2, padding=1)
+        h = F.conv2d(h, kernel, stride=2, padding=1)
         channels = h.shape[1]
         h = F.batch_norm(h, paddle.zeros([channels], h.dtype), paddle.ones([channels], h.dtype),
                          params[f"bn{b}.weight"], params[f"bn{b}.bias"], training=True,
@@ -59,7 +59,7 @@ def test_cross_entropy_matches_numpy():
 
 def test_forward_shapes_and_parameter_layout():
     params = init_params(20)
-    assert list(params)[:4] == ["conv0.weight", "conv0.bias", "bn0.weight", "bn0.bias"]
+    assert list(params)[:4] == ["conv0.weight", "bn0.weight", "bn0.bias", "conv1.weight"]
     assert params["conv0.weight"].shape == [9, 64]
     assert params["conv3.weight"].shape == [9 * 64, 64]
     assert params["fc.weight"].shape == [64, 20]
