@@ -83,6 +83,7 @@ def test_figures_provenance_logs_and_benchmarks(finished):
     assert provenance["config"]["cells"] == SMALL["cells"]
     assert "paddlepaddle" in provenance["packages"] and "snakemake" in provenance["packages"]
     assert len(provenance["jobs"]) == 4
+    assert "cpu_settings" in provenance["machine"]
     for rule in ("train", "evaluate"):
         assert (finished / f"logs/{rule}/finn/5way1shot/seed0.log").exists()
         assert (finished / f"benchmarks/{rule}/finn/5way1shot/seed0.tsv").exists()

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from maml import cpu  # noqa: E402
 from maml.files import read_json, write_json, write_text  # noqa: E402
 from maml.settings import GRID, cell_name, parse_run  # noqa: E402
 
@@ -179,7 +180,7 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
         "python": sys.version.split()[0],
         "packages": versions,
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "cpu_settings": cpu.SETTINGS},
         "jobs": runs[["cell", "run", "seed", "iterations", "train_minutes", "eval_minutes"]]
         .to_dict(orient="records"),
     }
