@@ -8,9 +8,10 @@ It is written from ops whose second derivatives Paddle 3.3 computes correctly an
 CPU: each 3x3 stride-2 convolution as a gather of patches (`index_select`) and a batched
 matrix product, in channels-last layout; batch norm, the spatial mean and the loss from
 primitives, with reductions and per-channel broadcasts done as matrix products with a column
-of ones. What that avoids, all measured (benchmarks/README.md): `conv2d`, whose eager
+of ones; the first block's conv and batch norm are one matrix product, because its input, the
+images, is constant. What that avoids, all measured (benchmarks/README.md): `conv2d`, whose eager
 double-grad silently returns wrong second-order terms unless the input gradient is requested
-too, and whose CPU kernel is several times slower than a GEMM; grouped conv, which has no
+too, and whose CPU kernel is slower than this gather and GEMM; grouped conv, which has no
 second derivative on CPU; `F.cross_entropy`, `F.log_softmax` and an all-element `mean`, which
 have none either; and Paddle's CPU broadcasting kernels (`x * scale[None, None, :]`, `sum`
 over an axis), 10 to 30 times slower than the same work as a matrix product.
