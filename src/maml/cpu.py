@@ -27,11 +27,12 @@ def is_amd() -> bool:
 
 
 def tune() -> dict:
-    """Apply both settings where they apply; returns what was set, for provenance."""
-    applied = {}
-    if is_amd() and "MKL_DEBUG_CPU_TYPE" not in os.environ:
-        os.environ["MKL_DEBUG_CPU_TYPE"] = "5"
-        applied["MKL_DEBUG_CPU_TYPE"] = "5"
+    """Apply both settings where they apply; returns the settings in effect, for provenance
+    (a job started by the pipeline inherits the variable from the Snakemake process)."""
+    if is_amd():
+        os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
+    effective = {name: os.environ[name] for name in ("MKL_DEBUG_CPU_TYPE", "MALLOC_MMAP_THRESHOLD_")
+                 if name in os.environ}
     if platform.system() == "Linux" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c"))
@@ -40,8 +41,8 @@ def tune() -> dict:
         except (OSError, AttributeError):  # not glibc
             done = False
         if done:
-            applied["mallopt"] = f"mmap and trim thresholds {HEAP_LIMIT}"
-    return applied
+            effective["mallopt"] = f"mmap and trim thresholds {HEAP_LIMIT}"
+    return effective
 
 
 SETTINGS = tune()
