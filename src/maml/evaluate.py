@@ -28,7 +28,7 @@ def per_task_accuracies(params: Params, sampler: TaskSampler, tasks: TaskIndices
     rows = []
     with tqdm(total=len(tasks), desc="evaluate", unit="task", disable=not progress) as bar:
         for group in task_groups(len(tasks), images):
-            batch = as_tensors(sampler.build(tasks[group.start:group.stop]))
+            batch = as_tensors(sampler.build(tasks[group]))
             rows.append(adaptation_accuracies(params, *batch, steps, lr))
             bar.update(group.stop - group.start)
     return np.concatenate(rows)
