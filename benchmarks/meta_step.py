@@ -33,7 +33,8 @@ import torch.nn.functional as TF  # noqa: E402
 from maml.data import load_omniglot, load_split  # noqa: E402
 from maml import cpu  # noqa: E402
 from maml.meta import as_tensors, meta_gradient  # noqa: E402
-from maml.model import BN_EPS, conv3x3_stride2, init_params, params_to_arrays  # noqa: E402
+from maml.model import (BN_EPS, conv3x3_stride2, conv_kernel, conv_matrix,  # noqa: E402
+                        init_params, params_to_arrays)
 from maml.settings import parse_cell, resolve  # noqa: E402
 from maml.tasks import TaskSampler  # noqa: E402
 
@@ -78,9 +79,7 @@ def paddle_inputs(settings: dict, batch, dtype: str):
 def torch_layout(name: str, value: np.ndarray) -> np.ndarray:
     """A conv weight from this project's [9 * c_in, c_out] (rows: kernel row, column, c_in)
     to PyTorch's [c_out, c_in, 3, 3]; anything else unchanged."""
-    if name.startswith("conv") and name.endswith(".weight"):
-        return value.reshape(3, 3, -1, value.shape[1]).transpose(3, 2, 0, 1)
-    return value
+    return conv_kernel(value) if name.startswith("conv") and name.endswith(".weight") else value
 
 
 def torch_inputs(params, batch, dtype):
@@ -180,7 +179,7 @@ def kernels(repeats: int = 50) -> None:
     pa, pb, ta, tb = paddle.to_tensor(a), paddle.to_tensor(b), torch.tensor(a), torch.tensor(b)
     # the same conv in this project's layout: channels-last pixels, one task's weight matrix
     gx = paddle.to_tensor(x.transpose(0, 2, 3, 1).reshape(25, 196, 64), stop_gradient=False)
-    gw = paddle.to_tensor(w.transpose(2, 3, 1, 0).reshape(1, 576, 64), stop_gradient=False)
+    gw = paddle.to_tensor(conv_matrix(w)[None], stop_gradient=False)
 
     def gemm_conv():
         return conv3x3_stride2(gx, (14, 14), gw)[0]

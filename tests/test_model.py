@@ -5,16 +5,15 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from maml.model import (BN_EPS, accuracy, arrays_to_params, cross_entropy, forward,
-                        init_params, params_to_arrays, per_task)
+from maml.model import (BN_EPS, accuracy, arrays_to_params, conv_kernel, conv_matrix,
+                        cross_entropy, forward, init_params, params_to_arrays, per_task)
 
 
 def reference_forward(params, x):
     """One task's logits from Paddle's conv2d and batch_norm kernels, NCHW."""
     h = x
     for b in range(4):
-        matrix = params[f"conv{b}.weight"]  # [9 * c_in, c_out], rows (row, col, c_in)
-        kernel = matrix.reshape([3, 3, -1, matrix.shape[1]]).transpose([3, 2, 0, 1])
+        kernel = paddle.to_tensor(conv_kernel(params[f"conv{b}.weight"].numpy()))
         h = F.conv2d(h, kernel, stride=2, padding=1)
         channels = h.shape[1]
         h = F.batch_norm(h, paddle.zeros([channels], h.dtype), paddle.ones([channels], h.dtype),
@@ -76,3 +75,11 @@ def test_init_is_seeded_and_round_trips():
     back = arrays_to_params(params_to_arrays(a, "p/"), "p/")
     assert list(back) == list(a)
     assert all(np.array_equal(a[k].numpy(), back[k].numpy()) for k in a)
+
+
+def test_conv_matrix_layout_round_trips():
+    kernel = np.random.default_rng(2).normal(size=(8, 3, 3, 3))  # [out, in, row, col]
+    matrix = conv_matrix(kernel)
+    assert matrix.shape == (27, 8)
+    assert matrix[(1 * 3 + 2) * 3 + 0, 5] == kernel[5, 0, 1, 2]  # row (kernel row, col, c_in)
+    np.testing.assert_array_equal(conv_kernel(matrix), kernel)

@@ -51,14 +51,24 @@ def init_params(n_way: int, channels: int = 64, blocks: int = 4, in_channels: in
     arrays = OrderedDict()
     cin = in_channels
     for b in range(blocks):
-        kernel = glorot((channels, cin, 3, 3), cin * 9, channels * 9)  # [out, in, row, col]
-        arrays[f"conv{b}.weight"] = kernel.transpose(2, 3, 1, 0).reshape(9 * cin, channels)
+        kernel = glorot((channels, cin, 3, 3), cin * 9, channels * 9)
+        arrays[f"conv{b}.weight"] = conv_matrix(kernel)
         arrays[f"bn{b}.weight"] = np.ones(channels)
         arrays[f"bn{b}.bias"] = np.zeros(channels)
         cin = channels
     arrays["fc.weight"] = glorot((channels, n_way), channels, n_way)
     arrays["fc.bias"] = np.zeros(n_way)
     return OrderedDict((name, to_tensor(value, dtype)) for name, value in arrays.items())
+
+
+def conv_matrix(kernel: np.ndarray) -> np.ndarray:
+    """A conv kernel [c_out, c_in, 3, 3] as the matrix the patches multiply: [9 * c_in, c_out]."""
+    return kernel.transpose(2, 3, 1, 0).reshape(-1, kernel.shape[0])
+
+
+def conv_kernel(matrix: np.ndarray) -> np.ndarray:
+    """`conv_matrix` undone: [9 * c_in, c_out] -> [c_out, c_in, 3, 3], e.g. for `conv2d`."""
+    return matrix.reshape(3, 3, -1, matrix.shape[1]).transpose(3, 2, 0, 1)
 
 
 def to_tensor(value, dtype: str = "float32", trainable: bool = True) -> paddle.Tensor:
