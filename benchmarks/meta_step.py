@@ -24,6 +24,9 @@ import time
 
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 os.environ["OMP_NUM_THREADS"] = str(THREADS)  # before Paddle and PyTorch are imported
+# Paddle's Intel OpenMP threads otherwise spin for 200 ms after each parallel region, taking a
+# core from the PyTorch side that runs next (its GEMM row measured 3.1-3.4 ms instead of 0.5).
+os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
