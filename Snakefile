@@ -1,6 +1,7 @@
 # MAML (Finn et al. 2017) on Omniglot, from the official archives to the reproduction table.
 # Rules only wire files to functions of the `maml` package in src/maml.
 
+import re
 import sys
 
 from snakemake.utils import min_version, validate
@@ -10,11 +11,11 @@ sys.path.insert(0, f"{workflow.basedir}/src")
 
 from maml.settings import (
     CELL_PATTERN,
+    METHODS,
     RUN_PATTERN,
     check_config,
-    extra_runs,
     fingerprint,
-    run_name,
+    grid_runs,
     run_settings,
     training_settings,
 )

@@ -60,10 +60,13 @@ def finished(tmp_path_factory):
 
 def test_table_holds_the_evaluation_files_numbers(finished):
     table = pd.read_csv(finished / "results" / "table.csv")
-    assert list(table["cell"]) == ["5way1shot", "20way1shot"]
+    assert list(zip(table.cell, table.method)) == [
+        ("5way1shot", "maml"), ("5way1shot", "maml++"),
+        ("20way1shot", "maml"), ("20way1shot", "maml++")]
     for row in table.itertuples():
-        evals = [json.loads((finished / f"results/runs/finn/{row.cell}/seed{s}/eval.json")
-                            .read_text()) for s in (0, 1)]
+        evals = [json.loads((finished / f"results/runs/finn/{row.method}/{row.cell}/seed{s}/"
+                             "eval.json").read_text()) for s in (0, 1)]
+        assert all(e["method"] == row.method for e in evals)
         accuracies = np.array([100 * e["accuracy"] for e in evals])
         assert row.accuracy == pytest.approx(accuracies.mean(), abs=1e-9)
         assert row.ci95_seeds == pytest.approx(1.96 * accuracies.std(ddof=1) / math.sqrt(2))
@@ -82,11 +85,24 @@ def test_figures_provenance_logs_and_benchmarks(finished):
     assert len(provenance["commit"]) == 40
     assert provenance["config"]["cells"] == SMALL["cells"]
     assert "paddlepaddle" in provenance["packages"] and "snakemake" in provenance["packages"]
-    assert len(provenance["jobs"]) == 4
+    assert len(provenance["jobs"]) == 8
+    assert {job["method"] for job in provenance["jobs"]} == {"maml", "maml++"}
     assert "cpu_settings" in provenance["machine"]
     for rule in ("train", "evaluate"):
-        assert (finished / f"logs/{rule}/finn/5way1shot/seed0.log").exists()
-        assert (finished / f"benchmarks/{rule}/finn/5way1shot/seed0.tsv").exists()
+        assert (finished / f"logs/{rule}/finn/maml++/5way1shot/seed0.log").exists()
+        assert (finished / f"benchmarks/{rule}/finn/maml++/5way1shot/seed0.tsv").exists()
+
+
+def test_models_have_their_methods_parameters(finished):
+    from maml.files import load_arrays
+
+    plain = load_arrays(finished / "results/runs/finn/maml/5way1shot/seed0/model.npz")
+    plus = load_arrays(finished / "results/runs/finn/maml++/5way1shot/seed0/model.npz")
+    assert not any(name.startswith("lslr.") for name in plain)
+    assert plain["bn1.weight"].shape == (64,)
+    assert plus["lslr.conv0.weight"].shape == (1,)  # one inner step
+    assert plus["bn1.weight"].shape == (1, 64)  # per-step batch norm
+    assert "lslr.bn1.weight" not in plus  # batch norm outside the inner loop
 
 
 def test_html_report_shows_table_and_figures(finished):
@@ -111,27 +127,47 @@ def test_everything_up_to_date_after_a_run(finished):
 ])
 def test_evaluation_setting_reruns_evaluate_and_aggregate_only(finished, change):
     jobs = planned_jobs(finished, config={**SMALL, **change})
-    assert jobs == {"evaluate": 4, "aggregate": 1, "all": 1}
+    assert jobs == {"evaluate": 8, "aggregate": 1, "all": 1}
 
 
 def test_training_setting_retrains(finished):
     jobs = planned_jobs(finished, config={**SMALL, "overrides": {**SMALL["overrides"],
                                                                  "meta_lr": 0.002}})
-    assert jobs["train"] == 4 and jobs["evaluate"] == 4
+    assert jobs["train"] == 8 and jobs["evaluate"] == 8
+
+
+def _trained_folders(workdir, config):
+    out = snakemake(workdir, "--dry-run", config=config).stdout
+    return [line.split("results/runs/")[1].rsplit("/", 1)[0] for line in out.splitlines()
+            if line.strip().startswith("output:") and "curve.csv" in line]
 
 
 def test_new_seed_trains_only_that_seed(finished):
-    jobs = planned_jobs(finished, config={**SMALL, "seeds": [0, 1, 2]})
-    assert jobs == {"train": 2, "evaluate": 2, "aggregate": 1, "all": 1}
-    out = snakemake(finished, "--dry-run", config={**SMALL, "seeds": [0, 1, 2]}).stdout
-    trained = [line for line in out.splitlines()
-               if line.strip().startswith("output:") and "curve.csv" in line]
-    assert len(trained) == 2 and all("/seed2/" in line for line in trained)
+    config = {**SMALL, "seeds": [0, 1, 2]}
+    assert planned_jobs(finished, config=config) == {"train": 4, "evaluate": 4,
+                                                     "aggregate": 1, "all": 1}
+    trained = _trained_folders(finished, config)
+    assert len(trained) == 4 and all(folder.endswith("/seed2") for folder in trained)
+
+
+def test_new_method_trains_only_that_method(finished):
+    config = {**SMALL, "methods": [*SMALL["methods"], "fomaml"]}
+    assert planned_jobs(finished, config=config) == {"train": 4, "evaluate": 4,
+                                                     "aggregate": 1, "all": 1}
+    assert all(f.startswith("finn/fomaml/") for f in _trained_folders(finished, config))
+
+
+@pytest.mark.parametrize("technique", ["lslr", "per_step_bn", "cosine_meta_lr"])
+def test_switching_a_technique_off_retrains_only_the_runs_that_use_it(finished, technique):
+    config = {**SMALL, "overrides": {**SMALL["overrides"], technique: False}}
+    assert planned_jobs(finished, config=config) == {"train": 4, "evaluate": 4,
+                                                     "aggregate": 1, "all": 1}
+    assert all(f.startswith("finn/maml++/") for f in _trained_folders(finished, config))
 
 
 def test_forcerun_reruns_the_rule_and_everything_downstream(finished):
     assert planned_jobs(finished, "--forcerun", "preprocess", config=SMALL) == {
-        "preprocess": 1, "split": 1, "train": 4, "evaluate": 4, "aggregate": 1, "all": 1}
+        "preprocess": 1, "split": 1, "train": 8, "evaluate": 8, "aggregate": 1, "all": 1}
     assert planned_jobs(finished, "--forcerun", "aggregate", config=SMALL) == {
         "aggregate": 1, "all": 1}
 
@@ -140,7 +176,7 @@ def test_until_stops_at_the_rule(tmp_path):
     assert planned_jobs(tmp_path, "--until", "split", config=SMALL) == {
         "download": 2, "preprocess": 1, "split": 1}
     jobs = planned_jobs(tmp_path, "--until", "train", config=SMALL)
-    assert jobs["train"] == 4 and "evaluate" not in jobs and "aggregate" not in jobs
+    assert jobs["train"] == 8 and "evaluate" not in jobs and "aggregate" not in jobs
 
 
 @pytest.mark.parametrize("change,message", [
@@ -150,6 +186,12 @@ def test_until_stops_at_the_rule(tmp_path):
     ({"cells": ["101way1shot"]}, "n_way: 101 exceeds the 100 classes of the 'val' part"),
     ({"split": "lake", "cells": ["101way1shot"]}, "n_way: 101 exceeds"),
     ({"preset": "fast"}, "'fast' is not one of ['paper', 'reference', 'laptop']"),
+    ({"preset": "reference"}, "method maml++, cell 5way1shot: preset: method maml++ has no "
+                              "preset 'reference'"),
+    ({"methods": ["reptile"]}, "'reptile' is not one of ['maml', 'fomaml', 'maml++']"),
+    ({"overrides": {"lslr": "no"}}, "lslr: must be a bool, got 'no'"),
+    ({"overrides": {"iterations": "10"}}, "iterations: must be a int, got '10'"),
+    ({"overrides": {"method": "fomaml"}}, "overrides: method set by the config's own keys"),
     ({"device": "tpu"}, "'tpu' does not match"),
     ({"overrides": {"inner_steps": 0}}, "inner_steps: must be positive"),
     ({"overrides": {"inner_lr": -0.1}}, "inner_lr: must be positive"),
@@ -182,20 +224,23 @@ def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
                                                    "all": 1}
     snakemake(workdir, "--cores", "1", config=EXTRA)
     table = pd.read_csv(workdir / "results" / "table.csv")
-    assert list(zip(table.cell, table.run)) == [("5way1shot", "grid"), ("5way1shot", "longer"),
-                                                ("20way1shot", "grid")]
-    result = json.loads((workdir / "results/runs/finn/5way1shot/longer-seed0/eval.json")
+    assert list(zip(table.cell, table.method, table.run)) == [
+        ("5way1shot", "maml", "grid"), ("5way1shot", "maml++", "grid"),
+        ("5way1shot", "maml", "longer"), ("20way1shot", "maml", "grid"),
+        ("20way1shot", "maml++", "grid")]
+    result = json.loads((workdir / "results/runs/finn/maml/5way1shot/longer-seed0/eval.json")
                         .read_text())
     longer = table[table.run == "longer"].iloc[0]
     assert longer.accuracy == pytest.approx(100 * result["accuracy"], abs=1e-9)
     assert longer.seeds == 1 and longer.iterations == 6 and longer.preset == "laptop"
     grid = pd.read_csv(finished / "results" / "table.csv")
     pd.testing.assert_frame_equal(table[table.run == "grid"].reset_index(drop=True), grid)
-    assert f"| 5way1shot | longer (laptop) | {longer.accuracy:.2f} (1 seed) |" in (
+    assert f"| 5way1shot | maml | longer (laptop) | {longer.accuracy:.2f} (1 seed) |" in (
         workdir / "results" / "table.md").read_text()
     provenance = json.loads((workdir / "results" / "provenance.json").read_text())
-    assert {"cell": "5way1shot", "run": "longer", "seed": 0} in [
-        {key: job[key] for key in ("cell", "run", "seed")} for job in provenance["jobs"]]
+    assert {"cell": "5way1shot", "method": "maml", "run": "longer", "seed": 0} in [
+        {key: job[key] for key in ("cell", "method", "run", "seed")}
+        for job in provenance["jobs"]]
 
 
 def test_schema_fills_defaults(tmp_path):
@@ -204,7 +249,7 @@ def test_schema_fills_defaults(tmp_path):
     assert jobs["train"] == 12 and jobs["evaluate"] == 12
 
 
-RESUME = {**SMALL, "cells": ["5way1shot"], "seeds": [0],
+RESUME = {**SMALL, "methods": ["maml"], "cells": ["5way1shot"], "seeds": [0],
           "overrides": {**SMALL["overrides"], "iterations": 150, "checkpoint_every": 5,
                         "val_every": 50}}
 
@@ -216,19 +261,19 @@ def _interrupt_during_training(workdir, sig):
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
          "--configfile", str(workdir / "test-config.yaml"), "--cores", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    state = workdir / "results" / "state" / "finn" / "5way1shot" / "seed0"
+    state = workdir / "results" / "state" / "finn" / "maml" / "5way1shot" / "seed0"
     deadline = time.time() + 300
     while not list(state.glob("*.npz")) and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1.0)
     os.killpg(process.pid, sig)
     process.wait(timeout=60)
-    assert not (workdir / "results/runs/finn/5way1shot/seed0/train.json").exists(), \
+    assert not (workdir / "results/runs/finn/maml/5way1shot/seed0/train.json").exists(), \
         "training finished before it could be interrupted"
 
 
 def _curve(workdir):
-    frame = pd.read_csv(workdir / "results/runs/finn/5way1shot/seed0/curve.csv")
+    frame = pd.read_csv(workdir / "results/runs/finn/maml/5way1shot/seed0/curve.csv")
     return frame.drop(columns="elapsed_s")
 
 
@@ -245,10 +290,10 @@ def test_interrupted_training_resumes_and_matches(tmp_path, uninterrupted, sig):
     if sig == signal.SIGKILL:  # a killed Snakemake leaves its lock; run.sh clears it likewise
         snakemake(tmp_path, "--unlock")
     snakemake(tmp_path, "--cores", "1")
-    summary = json.loads((tmp_path / "results/runs/finn/5way1shot/seed0/train.json").read_text())
+    summary = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/train.json").read_text())
     assert 0 < summary["resumed_from"] < 150
     pd.testing.assert_frame_equal(_curve(tmp_path), _curve(uninterrupted))
-    ours = json.loads((tmp_path / "results/runs/finn/5way1shot/seed0/eval.json").read_text())
-    theirs = json.loads((uninterrupted / "results/runs/finn/5way1shot/seed0/eval.json")
+    ours = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/eval.json").read_text())
+    theirs = json.loads((uninterrupted / "results/runs/finn/maml/5way1shot/seed0/eval.json")
                         .read_text())
     assert ours["task_accuracy"] == theirs["task_accuracy"]

@@ -10,7 +10,7 @@ import pytest
 from maml.evaluate import confidence_interval, evaluate
 from maml.files import load_arrays
 from maml.settings import SettingsError, parse_run, resolve, run_name
-from maml.train import train
+from maml.train import meta_lr, train
 
 TINY = dict(meta_batch=2, k_query=2, test_k_query=2, inner_steps=1, inner_lr=0.4,
             test_inner_steps=2, val_inner_steps=2, val_every=5, val_tasks=4, checkpoint_every=10)
@@ -42,12 +42,19 @@ def test_same_seed_same_losses(prepared, tmp_path):
     assert curve(tmp_path / "a") != curve(tmp_path / "c")
 
 
-def test_resume_equals_straight_run(prepared, tmp_path):
-    run(prepared, tmp_path / "straight", 20)
+@pytest.mark.parametrize("method", ["maml", "maml++"])
+def test_resume_equals_straight_run(prepared, tmp_path, method):
+    """With MAML++, the learned rates and the multi-step loss's annealing resume too. (The
+    cosine schedule is off here because the first leg is a 10-iteration run, whose schedule
+    differs; the schedule is a function of the iteration alone, tested below.)"""
+    s = {"method": method}
+    if method == "maml++":
+        s.update(inner_steps=2, msl_iterations=15, cosine_meta_lr=False)
+    run(prepared, tmp_path / "straight", 20, s=s)
     state = tmp_path / "state" / "checkpoint.npz"
-    run(prepared, tmp_path / "resumed", 10, state_path=state)
+    run(prepared, tmp_path / "resumed", 10, state_path=state, s=s)
     # a new process state: resume from the checkpoint and finish the 20 steps
-    run(prepared, tmp_path / "resumed", 20, state_path=state, resume=True)
+    run(prepared, tmp_path / "resumed", 20, state_path=state, resume=True, s=s)
     assert curve(tmp_path / "straight") == curve(tmp_path / "resumed")
     a = load_arrays(tmp_path / "straight" / "model.npz")
     b = load_arrays(tmp_path / "resumed" / "model.npz")
@@ -70,6 +77,44 @@ def test_evaluation_output(prepared, tmp_path):
     again = evaluate(tmp_path / "model.npz", prepared["data_path"], prepared["splits"]["finn"],
                      settings, num_tasks=12, test_seed=3, progress=False)
     assert {**again, "wall_time_s": 0} == {**result, "wall_time_s": 0}
+
+
+def test_maml_plus_plus_learns_its_rates_and_evaluates(prepared, tmp_path):
+    settings = dict(method="maml++", meta_batch=4, k_query=5, test_k_query=5, val_every=20,
+                    val_tasks=20, val_inner_steps=3)
+    summary = run(prepared, tmp_path, 20, s=settings)
+    assert summary["best_val_accuracy"] > 0.35  # chance is 0.2
+    final = load_arrays(tmp_path / "model.npz")
+    assert final["lslr.conv0.weight"].shape == (1,)
+    assert not np.allclose(final["lslr.conv0.weight"], TINY["inner_lr"])  # learned
+    result = evaluate(tmp_path / "model.npz", prepared["data_path"], prepared["splits"]["finn"],
+                      summary["settings"], num_tasks=8, progress=False)
+    assert result["method"] == "maml++" and len(result["per_step_accuracy"]) == 3
+
+
+def test_cosine_meta_lr_and_first_order_until():
+    settings = resolve(5, 1, method="maml++", preset="laptop", iterations=100, meta_lr=0.001,
+                       meta_lr_min=0.0001)
+    assert meta_lr(settings, 0) == pytest.approx(0.001)
+    assert meta_lr(settings, 50) == pytest.approx(0.00055)
+    assert meta_lr(settings, 100) == pytest.approx(0.0001)
+    assert meta_lr({**settings, "cosine_meta_lr": False}, 50) == 0.001
+
+
+def test_methods_resolve_to_their_families():
+    fomaml = resolve(20, 1, method="fomaml", preset="laptop")
+    maml = resolve(20, 1, method="maml", preset="laptop")
+    assert fomaml["first_order"] and not maml["first_order"]
+    assert {k: v for k, v in fomaml.items() if k not in ("first_order", "method")} == {
+        k: v for k, v in maml.items() if k not in ("first_order", "method")}
+    paper = resolve(5, 1, preset="paper")
+    assert not paper["bn_scale"] and not paper["inner_bn"]  # cbfinn/maml's batch norm
+    plus = resolve(20, 1, method="maml++", preset="paper")
+    assert plus["meta_batch"] == 8 and plus["inner_steps"] == 5 and plus["iterations"] == 50000
+    assert plus["lslr"] and plus["per_step_bn"] and plus["multi_step_loss"]
+    assert not plus["inner_bn"] and plus["cosine_meta_lr"]
+    with pytest.raises(SettingsError, match="method maml\\+\\+ has no preset 'reference'"):
+        resolve(5, 1, method="maml++", preset="reference")
 
 
 def test_confidence_interval_formula():

@@ -34,20 +34,25 @@ def _settings_from(args) -> dict:
         "checkpoint_every": args.checkpoint_every,
         "device": "gpu" if args.use_gpu else args.device,
         "first_order": True if args.first_order else None,
+        "method": args.method,
     }
     merged = {**file_settings, **{k: v for k, v in flags.items() if v is not None}}
     n_way = args.n_way or merged.pop("n_way", 5)
     k_shot = args.k_spt or merged.pop("k_shot", 1)
     preset = args.preset or merged.get("preset")
+    method = merged.pop("method", None)
     for key in ("n_way", "k_shot", "preset"):
         merged.pop(key, None)
-    return resolve(n_way, k_shot, preset, **merged)
+    return resolve(n_way, k_shot, preset, method, **merged)
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cell and hyperparameters (reference reproduction's names)")
     group.add_argument("--config", help="YAML file of settings (flags override it)")
-    group.add_argument("--preset", help="paper, reference or laptop (see maml/presets.yaml)")
+    group.add_argument("--method", choices=("maml", "fomaml", "maml++"),
+                       help="maml (default), fomaml or maml++: a family of presets")
+    group.add_argument("--preset", help="paper, reference or laptop: the method's preset of "
+                       "that name (see maml/presets.yaml)")
     group.add_argument("--n_way", type=int)
     group.add_argument("--k_spt", type=int, help="k-shot: support images per class")
     group.add_argument("--k_query", type=int, help="query images per class in training")
@@ -113,7 +118,7 @@ def cmd_train(args) -> None:
     from maml.train import train
 
     settings = _settings_from(args)
-    out = Path(args.out_dir or f"results/runs/{settings['split']}/"
+    out = Path(args.out_dir or f"results/runs/{settings['split']}/{settings['method']}/"
                f"{settings['n_way']}way{settings['k_shot']}shot/seed{settings['seed']}")
     summary = train(settings, args.data, _split_path(args, settings), out,
                     state_path=args.state, resume=args.resume)
@@ -126,7 +131,8 @@ def cmd_evaluate(args) -> None:
 
     model = Path(args.model)
     train_json = model.parent / "train.json"
-    if train_json.exists() and not (args.n_way or args.k_spt or args.config or args.preset):
+    if train_json.exists() and not (args.n_way or args.k_spt or args.config or args.preset
+                                    or args.method):
         settings = read_json(train_json)["settings"]
         overrides = {"test_inner_steps": args.glob_update_step_test,
                      "test_k_query": args.test_k_query,

@@ -8,11 +8,14 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from maml import inner
 from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.files import load_arrays
+from maml.inner import InnerLoop
 from maml.meta import adaptation_accuracies, as_tensors, task_groups
 from maml.model import Params, arrays_to_params
+from maml.settings import DEFAULTS
 from maml.tasks import TaskIndices, TaskSampler
 
 
@@ -21,15 +24,15 @@ def confidence_interval(values: np.ndarray, axis: int = 0) -> np.ndarray:
     return 1.96 * np.std(values, axis=axis) / math.sqrt(values.shape[axis])
 
 
-def per_task_accuracies(params: Params, sampler: TaskSampler, tasks: TaskIndices, steps: int,
-                        lr: float, progress: bool = False) -> np.ndarray:
+def per_task_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler,
+                        tasks: TaskIndices, steps: int, progress: bool = False) -> np.ndarray:
     """Query accuracy after 0..steps inner steps for each task: [num_tasks, steps + 1]."""
     images = sampler.n_way * (sampler.k_shot + sampler.k_query)
     rows = []
     with tqdm(total=len(tasks), desc="evaluate", unit="task", disable=not progress) as bar:
         for group in task_groups(len(tasks), images):
             batch = as_tensors(sampler.build(tasks[group]))
-            rows.append(adaptation_accuracies(params, *batch, steps, lr))
+            rows.append(adaptation_accuracies(params, loop, *batch, steps))
             bar.update(group.stop - group.start)
     return np.concatenate(rows)
 
@@ -37,6 +40,7 @@ def per_task_accuracies(params: Params, sampler: TaskSampler, tasks: TaskIndices
 def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,
              test_seed: int = 0, progress: bool = True) -> dict:
     """Adapt to each of `num_tasks` fixed test tasks for 0..test_inner_steps steps."""
+    settings = {**DEFAULTS, **settings}  # a model trained before a setting existed: its default
     use_device(settings["device"])
     params = arrays_to_params(load_arrays(model_path))
     data, split = load_omniglot(data_path), load_split(split_path)
@@ -44,13 +48,13 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
                           settings["k_shot"], settings["test_k_query"], settings["rotate"])
     steps, lr = settings["test_inner_steps"], settings["inner_lr"]
     clock = time.perf_counter()
-    per_task = per_task_accuracies(params, sampler, sampler.fixed_tasks(test_seed, num_tasks),
-                                   steps, lr, progress)
+    per_task = per_task_accuracies(params, inner.for_settings(settings), sampler,
+                                   sampler.fixed_tasks(test_seed, num_tasks), steps, progress)
     means, intervals = per_task.mean(axis=0), confidence_interval(per_task)
     return {
         "n_way": settings["n_way"], "k_shot": settings["k_shot"],
         "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
-        "inner_steps": steps, "inner_lr": lr,
+        "method": settings["method"], "inner_steps": steps, "inner_lr": lr,
         "accuracy": float(means[-1]), "ci95": float(intervals[-1]),
         "per_step_accuracy": [float(a) for a in means],
         "per_step_ci95": [float(c) for c in intervals],

@@ -1,4 +1,5 @@
-"""MAML's inner adaptation and meta-loss, second or first order (Finn et al. 2017, Alg. 2).
+"""MAML's inner adaptation and meta-loss, second or first order (Finn et al. 2017, Alg. 2),
+with MAML++'s multi-step loss (Antoniou et al. 2019); the update rule is `maml.inner`'s.
 
 All tasks of a meta-batch (or of one group of it) adapt together: each has its own copy of
 the weights along a leading task axis, and the gradient of the summed support losses with
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Iterator
 
 import numpy as np
 import paddle
 
-from maml.model import Params, accuracy, cross_entropy, forward, per_task
+from maml import inner
+from maml.inner import InnerLoop, is_model_param
+from maml.model import Params, accuracy, cross_entropy, forward, init_params, per_task
 from maml.tasks import TaskBatch
 
 # Images per group of tasks that share one graph: larger groups mean fewer, larger ops, but
@@ -29,38 +33,75 @@ def as_tensors(batch: TaskBatch) -> tuple[paddle.Tensor, ...]:
                  (batch.support_x, batch.support_y, batch.query_x, batch.query_y))
 
 
-def inner_gradients(fast: Params, x: paddle.Tensor, y: paddle.Tensor,
-                    create_graph: bool) -> list[paddle.Tensor]:
-    """Each task's gradient of its support loss with respect to its own weights."""
-    loss = cross_entropy(forward(fast, x), y).sum()
-    return paddle.grad(loss, list(fast.values()), create_graph=create_graph)
+def init_meta_params(settings: dict, seed: int, **network) -> Params:
+    """Every meta-parameter of a run: the network (batch-norm scale and per-step rows as the
+    settings say) and its inner rule's own, e.g. learned rates. `network`: `init_params`'s
+    size arguments (the tests use a small network)."""
+    model = init_params(settings["n_way"], seed=seed, bn_scale=settings["bn_scale"],
+                        bn_steps=settings["inner_steps"] if settings["per_step_bn"] else None,
+                        **network)
+    return inner.for_settings(settings).init_params(model)
 
 
-def adapt(fast: Params, x: paddle.Tensor, y: paddle.Tensor, steps: int, lr: float,
-          first_order: bool = False) -> Params:
-    """`steps` plain gradient steps of size `lr` on each task's support set, from `fast`
-    (per-task weights).
+def adaptation(params: Params, loop: InnerLoop, x: paddle.Tensor, y: paddle.Tensor, steps: int,
+               graph: str | None = "second") -> Iterator[Params]:
+    """Each task's weights after 0, 1, ..., `steps` inner steps on its support set (x, y).
 
-    Second order keeps each step's graph so the meta-gradient flows through it; first
-    order treats the inner gradients as constants.
+    The one inner loop of training and evaluation. `graph`: "second" keeps every step's
+    graph, so the meta-gradient is exact (second order); "first" treats the inner gradients
+    as constants (first order; the update itself, e.g. a learned rate, stays in the graph);
+    None builds no graph into the meta-parameters (evaluation). Step `i` runs the support set
+    with batch-norm row `i` (per-step batch norm) and updates with the rule's step-`i` rate.
     """
-    for _ in range(steps):
-        grads = inner_gradients(fast, x, y, create_graph=not first_order)
-        fast = OrderedDict((name, w - lr * g) for (name, w), g in zip(fast.items(), grads))
-    return fast
+    fast = per_task(OrderedDict((n, p) for n, p in params.items() if is_model_param(n)),
+                    x.shape[0])
+    if graph is None:
+        fast = _leaves(fast)
+    yield fast
+    adapted = loop.adapted(fast)
+    for step in range(steps):
+        inputs = fast if graph == "second" else _leaves(fast)
+        loss = cross_entropy(forward(inputs, x, step), y).sum()
+        grads = paddle.grad(loss, [inputs[n] for n in adapted], create_graph=graph == "second")
+        with paddle.set_grad_enabled(graph is not None):
+            fast = OrderedDict(fast)
+            for name, grad in zip(adapted, grads):
+                fast[name] = loop.rule.update(params, name, fast[name], grad, step)
+        if graph is None:
+            fast = _leaves(fast)
+        yield fast
 
 
-def meta_loss(params: Params, support_x, support_y, query_x, query_y, steps: int,
-              lr: float, first_order: bool = False) -> tuple[paddle.Tensor, paddle.Tensor]:
+def multi_step_weights(steps: int, iteration: int, anneal_iterations: int) -> list[float]:
+    """MAML++'s per-step query-loss importance at `iteration`: uniform at first, shifting
+    linearly to the last step over `anneal_iterations`, the other steps floored at 0.03/steps
+    (`get_per_step_loss_importance_vector` in HowToTrainYourMAMLPytorch, per iteration instead
+    of per epoch); after `anneal_iterations`, the last step's loss alone."""
+    if iteration >= anneal_iterations:
+        return [0.0] * (steps - 1) + [1.0]
+    decay, floor = 1.0 / steps / anneal_iterations, 0.03 / steps
+    weights = [max(1.0 / steps - iteration * decay, floor) for _ in range(steps - 1)]
+    return weights + [min(1.0 / steps + iteration * (steps - 1) * decay,
+                          1.0 - (steps - 1) * floor)]
+
+
+def meta_loss(params: Params, loop: InnerLoop, support_x, support_y, query_x, query_y,
+              steps: int, first_order: bool = False,
+              step_weights: list[float] | None = None) -> tuple[paddle.Tensor, paddle.Tensor]:
     """Mean post-adaptation query loss and accuracy over a batch of tasks, as one graph.
 
-    Inputs are stacked per task: support_x[T, n*k, 1, H, W], support_y[T, n*k], and the
-    same for the query set.
+    The loss is the query loss after the last step, or with `step_weights` (MAML++'s
+    multi-step loss) the query losses after each step so weighted. Inputs are stacked per
+    task: support_x[T, n*k, 1, H, W], support_y[T, n*k], and the same for the query set.
     """
-    fast = adapt(per_task(params, support_x.shape[0]), support_x, support_y, steps, lr,
-                 first_order)
-    logits = forward(fast, query_x)
-    return cross_entropy(logits, query_y).mean(), accuracy(logits, query_y).mean()
+    weights = step_weights or [0.0] * (steps - 1) + [1.0]
+    loss = 0.0
+    for done, fast in enumerate(adaptation(params, loop, support_x, support_y, steps,
+                                           "first" if first_order else "second")):
+        if done and weights[done - 1]:
+            logits = forward(fast, query_x, done - 1)
+            loss = loss + weights[done - 1] * cross_entropy(logits, query_y).mean()
+    return loss, accuracy(logits, query_y).mean()
 
 
 def task_groups(num_tasks: int, images_per_task: int) -> list[slice]:
@@ -70,44 +111,46 @@ def task_groups(num_tasks: int, images_per_task: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def meta_gradient(params: Params, support_x, support_y, query_x, query_y, steps: int,
-                  lr: float, first_order: bool = False):
+def meta_gradient(params: Params, loop: InnerLoop, support_x, support_y, query_x, query_y,
+                  steps: int, first_order: bool = False, step_weights: list[float] | None = None):
     """(meta-loss, query accuracy, gradient of the meta-loss for each parameter).
 
     Computed group by group of tasks (each group's graph freed after its backward pass) and
-    summed, weighted by group size: the same meta-gradient as one graph over all tasks.
+    summed, weighted by group size: the same meta-gradient as one graph over all tasks. A
+    parameter the loss does not reach (first order: per-step batch-norm rows used only by
+    the support set) gets a zero gradient.
     """
     num_tasks = support_x.shape[0]
     images = support_x.shape[1] + query_x.shape[1]
     loss, acc, grads = 0.0, 0.0, None
     for group in task_groups(num_tasks, images):
         weight = (group.stop - group.start) / num_tasks
-        group_loss, group_acc = meta_loss(params, support_x[group], support_y[group],
-                                          query_x[group], query_y[group], steps, lr,
-                                          first_order)
-        group_grads = paddle.grad(group_loss * weight, list(params.values()))
+        group_loss, group_acc = meta_loss(params, loop, support_x[group], support_y[group],
+                                          query_x[group], query_y[group], steps, first_order,
+                                          step_weights)
+        group_grads = paddle.grad(group_loss * weight, list(params.values()), allow_unused=True)
+        group_grads = [paddle.zeros_like(p) if g is None else g
+                       for p, g in zip(params.values(), group_grads)]
         grads = group_grads if grads is None else [a + b for a, b in zip(grads, group_grads)]
         loss, acc = loss + float(group_loss) * weight, acc + float(group_acc) * weight
     return loss, acc, grads
 
 
-def adaptation_accuracies(params: Params, support_x, support_y, query_x, query_y,
-                          steps: int, lr: float) -> np.ndarray:
+def adaptation_accuracies(params: Params, loop: InnerLoop, support_x, support_y, query_x,
+                          query_y, steps: int) -> np.ndarray:
     """Query accuracy of each task after 0, 1, ..., `steps` inner steps: [T, steps + 1]
-    (no meta-graph: each step starts from detached weights)."""
-    fast = OrderedDict((name, _leaf(w)) for name, w in per_task(params, support_x.shape[0]).items())
+    (no meta-graph)."""
     accs = []
-    for step in range(steps + 1):
-        if step:
-            grads = inner_gradients(fast, support_x, support_y, create_graph=False)
-            fast = OrderedDict((n, _leaf(w - lr * g)) for (n, w), g in zip(fast.items(), grads))
+    for done, fast in enumerate(adaptation(params, loop, support_x, support_y, steps, None)):
         with paddle.no_grad():
-            accs.append(accuracy(forward(fast, query_x), query_y).numpy())
+            accs.append(accuracy(forward(fast, query_x, max(done - 1, 0)), query_y).numpy())
     return np.stack(accs, axis=1)
 
 
-def _leaf(tensor: paddle.Tensor) -> paddle.Tensor:
-    """A graph-free copy that gradients can still be taken with respect to."""
-    leaf = tensor.detach()
-    leaf.stop_gradient = False
-    return leaf
+def _leaves(params: Params) -> Params:
+    """Graph-free copies that gradients can still be taken with respect to."""
+    leaves = OrderedDict()
+    for name, tensor in params.items():
+        leaves[name] = tensor.detach()
+        leaves[name].stop_gradient = False
+    return leaves

@@ -32,7 +32,8 @@ BN_EPS = 1e-5
 
 
 def init_params(n_way: int, channels: int = 64, blocks: int = 4, in_channels: int = 1,
-                seed: int = 0, dtype: str = "float32") -> Params:
+                seed: int = 0, dtype: str = "float32", bn_scale: bool = True,
+                bn_steps: int | None = None) -> Params:
     """Ordered, named parameters; conv and linear weights Glorot-uniform, as in cbfinn/maml.
 
     Drawn with numpy from `seed`, so the same seed gives the same network on any device. A
@@ -41,6 +42,10 @@ def init_params(n_way: int, channels: int = 64, blocks: int = 4, in_channels: in
     the batch's own statistics subtracts each channel's mean right after, which cancels a bias
     exactly (its gradient is exactly zero; the original code's conv bias stays at its zero
     init), so it would only cost time.
+
+    Batch norm has a bias (offset) and, with `bn_scale`, a weight (scale); cbfinn/maml's has
+    no scale. With `bn_steps` (MAML++'s per-step batch norm) each is [bn_steps, C], one row
+    per inner step. Neither changes the random draws, so the convs start the same either way.
     """
     rng = np.random.default_rng(seed)
 
@@ -53,8 +58,10 @@ def init_params(n_way: int, channels: int = 64, blocks: int = 4, in_channels: in
     for b in range(blocks):
         kernel = glorot((channels, cin, 3, 3), cin * 9, channels * 9)
         arrays[f"conv{b}.weight"] = conv_matrix(kernel)
-        arrays[f"bn{b}.weight"] = np.ones(channels)
-        arrays[f"bn{b}.bias"] = np.zeros(channels)
+        rows = (bn_steps, channels) if bn_steps else (channels,)
+        if bn_scale:
+            arrays[f"bn{b}.weight"] = np.ones(rows)
+        arrays[f"bn{b}.bias"] = np.zeros(rows)
         cin = channels
     arrays["fc.weight"] = glorot((channels, n_way), channels, n_way)
     arrays["fc.bias"] = np.zeros(n_way)
@@ -137,16 +144,20 @@ def conv3x3_stride2(x: paddle.Tensor, size: tuple[int, int],
     return paddle.matmul(patches, weight), out_size
 
 
-def batch_norm(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
-    """Batch norm of each task's [M, C] with that batch's statistics; x [T, M, C], weight [T, C]."""
+def batch_norm(x: paddle.Tensor, weight: paddle.Tensor | None,
+               bias: paddle.Tensor) -> paddle.Tensor:
+    """Batch norm of each task's [M, C] with that batch's statistics; x [T, M, C], weight [T, C]
+    (None: no scale)."""
     m = x.shape[1]
     centred = x - spread(row_mean(x), m)
-    scale = weight.unsqueeze(1) * paddle.rsqrt(row_mean(centred * centred) + BN_EPS)
+    scale = paddle.rsqrt(row_mean(centred * centred) + BN_EPS)
+    if weight is not None:
+        scale = weight.unsqueeze(1) * scale
     return centred * spread(scale, m) + spread(bias.unsqueeze(1), m)
 
 
 def conv_batch_norm_of_images(pixels: paddle.Tensor, size: tuple[int, int], weight: paddle.Tensor,
-                              bn_weight: paddle.Tensor, bn_bias: paddle.Tensor):
+                              bn_weight: paddle.Tensor | None, bn_bias: paddle.Tensor):
     """The first block's conv and batch norm as one matrix product, the same numbers as
     `batch_norm(conv3x3_stride2(...))` without the 64-channel intermediates.
 
@@ -160,28 +171,41 @@ def conv_batch_norm_of_images(pixels: paddle.Tensor, size: tuple[int, int], weig
     centred = patches - spread(row_mean(patches), m)
     covariance = paddle.matmul(centred, centred, transpose_x=True) / m  # [T, k, k]
     variance = paddle.matmul(_ones(1, k, weight), paddle.matmul(covariance, weight) * weight)
-    scale = bn_weight.unsqueeze(1) * paddle.rsqrt(variance + BN_EPS)  # [T, 1, C_out]
+    scale = paddle.rsqrt(variance + BN_EPS)  # [T, 1, C_out]
+    if bn_weight is not None:
+        scale = bn_weight.unsqueeze(1) * scale
     folded = paddle.concat([weight * spread(scale, k), bn_bias.unsqueeze(1)], axis=1)
     with_ones = paddle.concat([centred, _ones(m, 1, weight).expand([num_tasks, m, 1])], axis=2)
     return paddle.matmul(with_ones, folded), out_size
 
 
-def forward(params: Params, x: paddle.Tensor) -> paddle.Tensor:
+def bn_params(params: Params, block: int, step: int):
+    """(weight or None, bias) of a block's batch norm for inner step `step`: per-step batch
+    norm's row `step` (its last row for steps beyond those it was trained with)."""
+    def row(p):
+        if p is None or p.ndim == 2:  # [T, C]
+            return p
+        return p[:, min(step, p.shape[1] - 1)]  # [T, steps, C] -> [T, C]
+    return row(params.get(f"bn{block}.weight")), row(params[f"bn{block}.bias"])
+
+
+def forward(params: Params, x: paddle.Tensor, step: int = 0) -> paddle.Tensor:
     """Four blocks of conv(3x3, stride 2, pad 1, no bias) -> batch norm -> ReLU; mean over
     space; linear.
 
-    params: per-task weights (see `per_task`); x: [T, N, 1, H, W] images (data: no gradient
-    with respect to them) -> logits [T, N, n_way].
+    params: per-task weights (see `per_task`; names it does not know are ignored); x:
+    [T, N, 1, H, W] images (data: no gradient with respect to them) -> logits [T, N, n_way].
+    `step` is the inner step, which picks the row of per-step batch-norm weights.
     """
     num_tasks, n, channels, height, width = x.shape
     pixels = x.reshape([num_tasks * n, channels, height * width]).transpose([0, 2, 1])
     h, size = conv_batch_norm_of_images(pixels, (height, width), params["conv0.weight"],
-                                        params["bn0.weight"], params["bn0.bias"])
+                                        *bn_params(params, 0, step))
     h = F.relu(h)
     for b in range(1, num_blocks(params)):
         h = h.reshape([num_tasks * n, size[0] * size[1], -1])
         h, size = conv3x3_stride2(h, size, params[f"conv{b}.weight"])
-        h = F.relu(batch_norm(h, params[f"bn{b}.weight"], params[f"bn{b}.bias"]))
+        h = F.relu(batch_norm(h, *bn_params(params, b, step)))
     features = row_mean(h.reshape([num_tasks * n, size[0] * size[1], -1]))
     logits = paddle.matmul(features.reshape([num_tasks, n, -1]), params["fc.weight"])
     return logits + spread(params["fc.bias"].unsqueeze(1), n)

@@ -39,8 +39,13 @@ def _cell(result: dict) -> str:
 
 
 def _run_label(path) -> str:
-    """'grid' for the config's cells x seeds, else the extra run's name (from its folder)."""
+    """'grid' for the config's methods x cells x seeds, else the extra run's name (from its
+    folder)."""
     return parse_run(Path(path).parent.name)[0] or GRID
+
+
+def _method(settings: dict) -> str:
+    return settings.get("method", "maml")  # models trained before the methods axis: MAML
 
 
 def load_runs(evals, summaries) -> pd.DataFrame:
@@ -49,7 +54,8 @@ def load_runs(evals, summaries) -> pd.DataFrame:
     for eval_path, summary_path in zip(evals, summaries):
         result, summary = read_json(eval_path), read_json(summary_path)
         rows.append({
-            "cell": _cell(result), "run": _run_label(eval_path),
+            "cell": _cell(result), "method": _method(summary["settings"]),
+            "run": _run_label(eval_path),
             "preset": summary["settings"].get("preset"), "n_way": result["n_way"],
             "k_shot": result["k_shot"],
             "seed": summary["settings"]["seed"], "accuracy": 100 * result["accuracy"],
@@ -61,23 +67,27 @@ def load_runs(evals, summaries) -> pd.DataFrame:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell and run: mean over seeds with a 95% interval across seeds (1.96 s / sqrt(seeds)).
+    """Per cell, method and run: mean over seeds with a 95% interval across seeds
+    (1.96 s / sqrt(seeds)).
 
-    The grid's row comes first in each cell, then its extra runs in config order.
+    Within a cell, rows keep the config's order: the grid's methods, then the extra runs.
     """
     rows = []
-    for (cell, run), group in runs.groupby(["cell", "run"], sort=False):
+    for (cell, method, run), group in runs.groupby(["cell", "method", "run"], sort=False):
         acc = group["accuracy"].to_numpy()
         spread = 1.96 * acc.std(ddof=1) / math.sqrt(len(acc)) if len(acc) > 1 else float("nan")
         paper = PAPER.get(cell, (float("nan"), float("nan")))
         rows.append({
-            "cell": cell, "run": run, "preset": group["preset"].iloc[0], "seeds": len(acc),
+            "cell": cell, "method": method, "run": run, "preset": group["preset"].iloc[0],
+            "seeds": len(acc),
             "accuracy": acc.mean(), "ci95_seeds": spread,
             "per_seed": "; ".join(f"{a:.2f} ± {c:.2f}" for a, c in
                                   zip(group["accuracy"], group["ci95"])),
             "test_tasks": int(group["test_tasks"].iloc[0]),
             "iterations": int(group["iterations"].iloc[0]),
             "train_minutes": group["train_minutes"].mean(),
+            "ms_per_iteration": 60000 * group["train_minutes"].mean()
+            / group["iterations"].iloc[0],
             "paper": paper[0], "paper_ci95": paper[1],
             "reference": REFERENCE.get(cell, float("nan")),
         })
@@ -88,62 +98,78 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown_table(table: pd.DataFrame) -> str:
-    lines = ["| cell | run (preset) | this code (mean ± 95% over seeds) "
-             "| per seed (± 95% over test tasks) | iterations | train min/seed | paper "
-             "| reference |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| cell | method | run (preset) | this code (mean ± 95% over seeds) "
+             "| per seed (± 95% over test tasks) | iterations | train min/seed | ms/iteration "
+             "| paper | reference |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in table.itertuples():
         spread = (f"{row.accuracy:.2f} ± {row.ci95_seeds:.2f} ({row.seeds} seeds)"
                   if row.seeds > 1 else f"{row.accuracy:.2f} (1 seed)")
         lines.append(
-            f"| {row.cell} | {row.run} ({row.preset}) | {spread} "
+            f"| {row.cell} | {row.method} | {row.run} ({row.preset}) | {spread} "
             f"| {row.per_seed} | {row.iterations} | {row.train_minutes:.1f} "
+            f"| {row.ms_per_iteration:.0f} "
             f"| {row.paper:.1f} ± {row.paper_ci95:.1f} | {row.reference:.1f} |")
     return "\n".join(lines) + "\n"
 
 
+def _series_label(method: str, run: str) -> str:
+    return method if run == GRID else f"{method}, {run}"
+
+
 def plot_validation_curves(curves, summaries, path) -> None:
-    """One panel per cell; a log iteration axis where runs differ much in length (an extra run
-    beside the grid), so both stay readable."""
+    """One panel per cell, one line per method and run: the mean over seeds, shaded from the
+    lowest to the highest seed. A log iteration axis where runs differ much in length (an
+    extra run beside the grid), so both stay readable."""
     cells = {}
     for curve_path, summary_path in zip(curves, summaries):
         settings = read_json(summary_path)["settings"]
         frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"])
-        run = _run_label(curve_path)
-        label = f"seed {settings['seed']}" if run == GRID else f"{run}, seed {settings['seed']}"
-        cells.setdefault(_cell(settings), []).append((label, frame))
-    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.2), squeeze=False)
-    for ax, (cell, runs) in zip(axes[0], cells.items()):
-        for label, frame in runs:
-            ax.plot(frame["iteration"], 100 * frame["val_accuracy"], marker=".", label=label)
-        lengths = [frame["iteration"].max() for _, frame in runs]
+        label = _series_label(_method(settings), _run_label(curve_path))
+        cells.setdefault(_cell(settings), {}).setdefault(label, []).append(
+            frame.set_index("iteration")["val_accuracy"])
+    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
+    for ax, (cell, series) in zip(axes[0], cells.items()):
+        lengths = []
+        for label, seeds in series.items():
+            values = 100 * pd.concat(seeds, axis=1)
+            mean = values.mean(axis=1)
+            lines = ax.plot(mean.index, mean, marker=".", label=f"{label} ({len(seeds)})")
+            if len(seeds) > 1:
+                ax.fill_between(mean.index, values.min(axis=1), values.max(axis=1),
+                                color=lines[0].get_color(), alpha=0.15)
+            lengths.append(mean.index.max())
         if max(lengths) > 4 * min(lengths):
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set(title=cell, xlabel="meta-iteration", ylabel="validation accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, title="method (seeds)", title_fontsize=7)
     fig.tight_layout()
     _save_figure(fig, path)
 
 
-def plot_accuracy_vs_steps(evals, path) -> None:
+def plot_accuracy_vs_steps(evals, summaries, path) -> None:
+    """One panel per cell: test accuracy after each inner step at test, mean over seeds,
+    one line per method and run, shaded by the mean 95% interval over test tasks."""
     cells = {}
-    for eval_path in evals:
+    for eval_path, summary_path in zip(evals, summaries):
         result = read_json(eval_path)
-        run = _run_label(eval_path)
-        cells.setdefault(_cell(result) + ("" if run == GRID else f" ({run})"), []).append(result)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for cell, results in cells.items():
-        acc = 100 * np.mean([r["per_step_accuracy"] for r in results], axis=0)
-        ci = 100 * np.mean([r["per_step_ci95"] for r in results], axis=0)
-        steps = np.arange(len(acc))
-        ax.plot(steps, acc, marker="o", label=cell)
-        ax.fill_between(steps, acc - ci, acc + ci, alpha=0.2)
-    ax.set(xlabel="inner gradient steps at test", ylabel="test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+        label = _series_label(_method(read_json(summary_path)["settings"]),
+                              _run_label(eval_path))
+        cells.setdefault(_cell(result), {}).setdefault(label, []).append(result)
+    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
+    for ax, (cell, series) in zip(axes[0], cells.items()):
+        for label, results in series.items():
+            acc = 100 * np.mean([r["per_step_accuracy"] for r in results], axis=0)
+            ci = 100 * np.mean([r["per_step_ci95"] for r in results], axis=0)
+            steps = np.arange(len(acc))
+            ax.plot(steps, acc, marker="o", markersize=3, label=label)
+            ax.fill_between(steps, acc - ci, acc + ci, alpha=0.15)
+        ax.set(title=cell, xlabel="inner gradient steps at test", ylabel="test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     _save_figure(fig, path)
 
@@ -181,7 +207,7 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
         "packages": versions,
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpus": os.cpu_count(), "cpu_settings": cpu.SETTINGS},
-        "jobs": runs[["cell", "run", "seed", "iterations", "train_minutes", "eval_minutes"]]
+        "jobs": runs[["cell", "method", "run", "seed", "iterations", "train_minutes", "eval_minutes"]]
         .to_dict(orient="records"),
     }
 
@@ -195,5 +221,5 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
     write_text(outputs["html"], "<h2>MAML on Omniglot: test accuracy (%)</h2>\n"
                + table.to_html(index=False, float_format=lambda x: f"{x:.2f}"))
     plot_validation_curves(curves, summaries, outputs["curves"])
-    plot_accuracy_vs_steps(evals, outputs["steps"])
+    plot_accuracy_vs_steps(evals, summaries, outputs["steps"])
     write_json(outputs["provenance"], provenance(config, runs, workflow_dir))

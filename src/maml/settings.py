@@ -14,6 +14,7 @@ from importlib import resources
 import yaml
 
 DEFAULTS = {
+    "method": "maml",
     "n_way": 5,
     "k_shot": 1,
     "k_query": 15,
@@ -21,7 +22,16 @@ DEFAULTS = {
     "inner_steps": 5,
     "inner_lr": 0.4,
     "first_order": False,
+    "first_order_until": 0,  # first-order meta-gradients before this iteration
+    "inner_bn": True,  # the inner loop adapts batch norm's weight and bias too
+    "bn_scale": True,  # batch norm has a learned scale (cbfinn/maml's has an offset only)
+    "lslr": False,  # MAML++: learned inner rate per parameter tensor and step
+    "per_step_bn": False,  # MAML++: batch-norm weight and bias per inner step
+    "multi_step_loss": False,  # MAML++: query loss after every step, annealed weights
+    "msl_iterations": 5000,  # ... over this many iterations, then the last step's loss only
     "meta_lr": 0.001,
+    "cosine_meta_lr": False,  # MAML++: outer rate annealed from meta_lr to meta_lr_min
+    "meta_lr_min": 0.00001,
     "iterations": 10000,
     "test_inner_steps": 10,
     "test_k_query": 15,
@@ -40,7 +50,8 @@ SPLIT_SIZES = {"finn": {"train": 1100, "val": 100, "test": 423},
                "lake": {"train": 864, "val": 100, "test": 659}}
 POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
             "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every", "val_tasks",
-            "checkpoint_every")
+            "checkpoint_every", "msl_iterations", "meta_lr_min")
+METHODS = ("maml", "fomaml", "maml++")
 
 
 # A cell's name, e.g. 20way5shot; the workflow constrains its wildcard with the same pattern.
@@ -58,26 +69,44 @@ class SettingsError(ValueError):
 
 
 def presets() -> dict:
-    return yaml.safe_load(resources.files("maml").joinpath("presets.yaml").read_text())
+    """Each method's settings (`common`) and named presets, from presets.yaml, where a family
+    may take another's presets (`like`) and put its own `common` settings under them."""
+    families = yaml.safe_load(resources.files("maml").joinpath("presets.yaml").read_text())
+    resolved = {}
+    for method, family in families.items():
+        family = dict(family)
+        common, like = family.pop("common", {}), family.pop("like", None)
+        named = {**(resolved[like]["presets"] if like else {}), **family}
+        resolved[method] = {"common": common,
+                            "presets": {name: {**common, **p} for name, p in named.items()}}
+    return resolved
 
 
-def preset_settings(name: str, n_way: int, k_shot: int) -> dict:
-    """The flat settings a preset gives an n-way k-shot cell."""
-    table = presets()
-    if name not in table:
-        raise SettingsError(f"preset: unknown preset {name!r}; choose one of {sorted(table)}")
-    preset = dict(table[name])
-    by_way, by_shot, by_cell = (preset.pop(key, {}) for key in ("by_way", "by_shot", "by_cell"))
-    return {**preset, **by_way.get(n_way, {}), **by_shot.get(k_shot, {}),
+def method_settings(method: str, preset: str | None, n_way: int, k_shot: int) -> dict:
+    """The flat settings a method's preset (or, with none, the method itself) gives an n-way
+    k-shot cell."""
+    families = presets()
+    if method not in families:
+        raise SettingsError(f"method: unknown method {method!r}; choose one of {list(families)}")
+    family = families[method]
+    if preset is None:
+        return dict(family["common"])
+    if preset not in family["presets"]:
+        raise SettingsError(f"preset: method {method} has no preset {preset!r}; choose one of "
+                            f"{sorted(family['presets'])}")
+    settings = dict(family["presets"][preset])
+    by_way, by_shot, by_cell = (settings.pop(key, {}) for key in ("by_way", "by_shot", "by_cell"))
+    return {**settings, **by_way.get(n_way, {}), **by_shot.get(k_shot, {}),
             **by_cell.get(cell_name(n_way, k_shot), {})}
 
 
-def resolve(n_way: int, k_shot: int, preset: str | None = None, **overrides) -> dict:
-    """Defaults < preset < overrides, validated."""
+def resolve(n_way: int, k_shot: int, preset: str | None = None, method: str | None = None,
+            **overrides) -> dict:
+    """Defaults < the method's preset < overrides, validated."""
+    method = method or DEFAULTS["method"]
     settings = dict(DEFAULTS)
-    settings.update(n_way=n_way, k_shot=k_shot)
-    if preset:
-        settings.update(preset_settings(preset, n_way, k_shot))
+    settings.update(n_way=n_way, k_shot=k_shot, method=method)
+    settings.update(method_settings(method, preset, n_way, k_shot))
     settings.update({k: v for k, v in overrides.items() if v is not None})
     settings["preset"] = preset
     validate(settings)
@@ -93,6 +122,15 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     unknown = set(settings) - set(DEFAULTS) - {"preset"}
     if unknown:
         raise SettingsError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    for key, default in DEFAULTS.items():
+        value, kind = settings[key], type(default)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise SettingsError(f"{key}: must be a {kind.__name__}, got {value!r}")
+    if settings["method"] not in METHODS:
+        raise SettingsError(f"method: unknown method {settings['method']!r}; "
+                            f"choose one of {list(METHODS)}")
     for key in POSITIVE:
         if not settings[key] > 0:
             raise SettingsError(f"{key}: must be positive, got {settings[key]}")
@@ -120,16 +158,17 @@ def parse_cell(cell: str) -> tuple[int, int]:
     return int(n_way), int(k_shot)
 
 
-def cell_settings(config: dict, cell: str, seed: int) -> dict:
-    """A pipeline config's settings for one cell and seed: preset < overrides < cell overrides."""
+def cell_settings(config: dict, method: str, cell: str, seed: int) -> dict:
+    """A pipeline config's settings for one method, cell and seed: the method's preset <
+    overrides < cell overrides."""
     n_way, k_shot = parse_cell(cell)
     overrides = {**config.get("overrides", {}), **config.get("cell_overrides", {}).get(cell, {})}
     fixed = {"seed": seed, "split": config["split"], "device": config["device"]}
-    clash = set(overrides) & {*fixed, "n_way", "k_shot"}
+    clash = set(overrides) & {*fixed, "n_way", "k_shot", "method"}
     if clash:
         raise SettingsError(f"overrides: {', '.join(sorted(clash))} set by the config's own "
                             "keys, not overrides")
-    settings = resolve(n_way, k_shot, config["preset"], **overrides, **fixed)
+    settings = resolve(n_way, k_shot, config["preset"], method, **overrides, **fixed)
     validate(settings, SPLIT_SIZES[config["split"]])
     return settings
 
@@ -147,37 +186,50 @@ def parse_run(run: str) -> tuple[str | None, int]:
     return label.removesuffix("-") or None, int(seed)
 
 
-def extra_runs(config: dict) -> list[tuple[str, str]]:
-    """(cell, run name) of each of the config's extra runs (`extra_runs`), outside the grid."""
-    return [(extra["cell"], run_name(extra["seed"], label))
-            for label, extra in config.get("extra_runs", {}).items()]
+def extra_method(extra: dict) -> str:
+    return extra.get("method", DEFAULTS["method"])
 
 
-def run_settings(config: dict, cell: str, run: str) -> dict:
-    """Settings of one run: a grid cell and seed, or an extra run with its own preset/overrides."""
+def grid_runs(config: dict) -> list[tuple[str, str, str]]:
+    """(method, cell, run name) of every run of the config: the methods x cells x seeds grid,
+    then the extra runs (`extra_runs`)."""
+    grid = [(method, cell, run_name(seed)) for method in config.get("methods", ["maml"])
+            for cell in config["cells"] for seed in config["seeds"]]
+    return grid + [(extra_method(extra), extra["cell"], run_name(extra["seed"], label))
+                   for label, extra in config.get("extra_runs", {}).items()]
+
+
+def run_settings(config: dict, method: str, cell: str, run: str) -> dict:
+    """Settings of one run: a grid method, cell and seed, or an extra run with its own method,
+    preset and overrides."""
     label, seed = parse_run(run)
     if label is None:
-        return cell_settings(config, cell, seed)
+        return cell_settings(config, method, cell, seed)
     extra = config.get("extra_runs", {}).get(label)
-    if extra is None or extra["cell"] != cell or extra["seed"] != seed:
-        raise SettingsError(f"extra_runs: no run {label!r} of cell {cell} with seed {seed}")
+    if (extra is None or extra["cell"] != cell or extra["seed"] != seed
+            or extra_method(extra) != method):
+        raise SettingsError(f"extra_runs: no run {label!r} of method {method}, cell {cell} "
+                            f"with seed {seed}")
     own = {**config, "preset": extra.get("preset", config["preset"]),
            "overrides": extra.get("overrides", {}), "cell_overrides": {}}
-    return cell_settings(own, cell, seed)
+    return cell_settings(own, method, cell, seed)
 
 
 def check_config(config: dict) -> None:
-    """Validate every cell of a pipeline config (and every overridden one) before any job."""
-    for cell in dict.fromkeys([*config["cells"], *config.get("cell_overrides", {})]):
-        try:
-            cell_settings(config, cell, config["seeds"][0])
-        except SettingsError as error:
-            raise SettingsError(f"config, cell {cell}: {error}") from None
+    """Validate every method and cell of a pipeline config (and every overridden cell) before
+    any job."""
+    for method in config.get("methods", ["maml"]):
+        for cell in dict.fromkeys([*config["cells"], *config.get("cell_overrides", {})]):
+            try:
+                cell_settings(config, method, cell, config["seeds"][0])
+            except SettingsError as error:
+                raise SettingsError(f"config, method {method}, cell {cell}: {error}") from None
     for label, extra in config.get("extra_runs", {}).items():
         try:
             if label == GRID:
                 raise SettingsError(f"the name {GRID!r} is the table's label for the grid's runs")
-            run_settings(config, extra["cell"], run_name(extra["seed"], label))
+            run_settings(config, extra_method(extra), extra["cell"],
+                         run_name(extra["seed"], label))
         except SettingsError as error:
             raise SettingsError(f"config, extra run {label}: {error}") from None
 

@@ -8,6 +8,7 @@ resumed run continues exactly where the interrupted one stopped.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections import OrderedDict
@@ -21,8 +22,9 @@ from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.evaluate import per_task_accuracies
 from maml.files import load_arrays, save_arrays, write_json, write_text
-from maml.meta import as_tensors, meta_gradient
-from maml.model import Params, arrays_to_params, init_params, params_to_arrays
+from maml import inner
+from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_weights
+from maml.model import Params, arrays_to_params, params_to_arrays
 from maml.tasks import TaskSampler
 
 CURVE_COLUMNS = ("iteration", "loss", "accuracy", "val_accuracy", "elapsed_s")
@@ -42,10 +44,11 @@ class Adam:
         self.m = {name: np.zeros(p.shape, np.float64) for name, p in params.items()}
         self.v = {name: np.zeros(p.shape, np.float64) for name, p in params.items()}
 
-    def step(self, params: Params, grads) -> None:
+    def step(self, params: Params, grads, lr: float | None = None) -> None:
+        """One update; `lr` (e.g. from a schedule) replaces the initial rate for this step."""
         self.step_count += 1
         t = self.step_count
-        rate = self.lr * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+        rate = (self.lr if lr is None else lr) * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
         for (name, param), grad in zip(params.items(), grads):
             g = grad.numpy().astype(np.float64)
             self.m[name] = self.beta1 * self.m[name] + (1 - self.beta1) * g
@@ -100,7 +103,8 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     val_tasks = val_sampler.fixed_tasks(VAL_SEED, settings["val_tasks"])
 
     rng = np.random.default_rng(settings["seed"])
-    params = init_params(n, seed=int(rng.integers(2 ** 31)))
+    params = init_meta_params(settings, seed=int(rng.integers(2 ** 31)))
+    loop = inner.for_settings(settings)
     best = OrderedDict((name, p.detach().clone()) for name, p in params.items())
     adam = Adam(params, settings["meta_lr"])
     start, curve, best_val = 0, [], -1.0
@@ -109,20 +113,23 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
 
     elapsed0 = curve[-1]["elapsed_s"] if curve else 0.0
     clock = time.perf_counter()
-    steps, lr = settings["inner_steps"], settings["inner_lr"]
+    steps = settings["inner_steps"]
     bar = tqdm(range(start, settings["iterations"]), initial=start, total=settings["iterations"],
                desc=f"train {n}-way {k}-shot seed {settings['seed']}", disable=not progress)
     for iteration in bar:
         batch = as_tensors(train_tasks.sample(rng, settings["meta_batch"]))
-        loss, acc, grads = meta_gradient(params, *batch, steps, lr, settings["first_order"])
-        adam.step(params, grads)
+        first_order = settings["first_order"] or iteration < settings["first_order_until"]
+        weights = (multi_step_weights(steps, iteration, settings["msl_iterations"])
+                   if settings["multi_step_loss"] else None)
+        loss, acc, grads = meta_gradient(params, loop, *batch, steps, first_order, weights)
+        adam.step(params, grads, meta_lr(settings, iteration))
         row = {"iteration": iteration + 1, "loss": float(loss), "accuracy": float(acc),
                "val_accuracy": None,
                "elapsed_s": round(elapsed0 + time.perf_counter() - clock, 3)}
         done = iteration + 1 == settings["iterations"]
         if (iteration + 1) % settings["val_every"] == 0 or done:
-            val = per_task_accuracies(params, val_sampler, val_tasks,
-                                      settings["val_inner_steps"], lr)[:, -1].mean()
+            val = per_task_accuracies(params, loop, val_sampler, val_tasks,
+                                      settings["val_inner_steps"])[:, -1].mean()
             row["val_accuracy"] = float(val)
             if val > best_val:
                 best_val = float(val)
@@ -140,6 +147,16 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     write_text(out_dir / "curve.csv", curve_csv(curve))
     write_json(out_dir / "train.json", summary)
     return summary
+
+
+def meta_lr(settings: dict, iteration: int) -> float:
+    """The outer learning rate at `iteration` (0-based): constant, or with `cosine_meta_lr`
+    annealed from meta_lr to meta_lr_min over the run (MAML++'s CosineAnnealingLR, per
+    iteration instead of per epoch)."""
+    if not settings["cosine_meta_lr"]:
+        return settings["meta_lr"]
+    low, high = settings["meta_lr_min"], settings["meta_lr"]
+    return low + (high - low) * (1 + math.cos(math.pi * iteration / settings["iterations"])) / 2
 
 
 def curve_csv(curve: list[dict]) -> str:

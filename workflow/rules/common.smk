@@ -6,18 +6,19 @@ ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
 wildcard_constraints:
     archive="images_background|images_evaluation",
     split="finn|lake",
+    method="|".join(re.escape(method) for method in METHODS),
     cell=CELL_PATTERN,
     run=RUN_PATTERN,
 
 
 def settings_for(wildcards):
-    return run_settings(config, wildcards.cell, wildcards.run)
+    return run_settings(config, wildcards.method, wildcards.cell, wildcards.run)
 
 
 def all_runs(filename):
-    """`filename` of every run of the config (grid, then extra runs), e.g. all eval.json files."""
-    grid = [(cell, run_name(seed)) for cell in config["cells"] for seed in config["seeds"]]
+    """`filename` of every run of the config (methods x cells x seeds, then extra runs), e.g.
+    all eval.json files."""
     return [
-        f"results/runs/{config['split']}/{cell}/{run}/{filename}"
-        for cell, run in grid + extra_runs(config)
+        f"results/runs/{config['split']}/{method}/{cell}/{run}/{filename}"
+        for method, cell, run in grid_runs(config)
     ]

@@ -3,18 +3,18 @@ rule train:
         data="resources/omniglot/omniglot28.npz",
         split="resources/omniglot/splits/{split}.json",
     output:
-        model="results/runs/{split}/{cell}/{run}/model.npz",
-        curve="results/runs/{split}/{cell}/{run}/curve.csv",
-        summary="results/runs/{split}/{cell}/{run}/train.json",
+        model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
+        curve="results/runs/{split}/{method}/{cell}/{run}/curve.csv",
+        summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
     params:
         settings=lambda wildcards: training_settings(settings_for(wildcards)),
         # resume state lives outside the outputs, which Snakemake deletes before a rerun
-        state=lambda wildcards: f"results/state/{wildcards.split}/{wildcards.cell}/"
-        f"{wildcards.run}/{fingerprint(settings_for(wildcards))}.npz",
+        state=lambda wildcards: f"results/state/{wildcards.split}/{wildcards.method}/"
+        f"{wildcards.cell}/{wildcards.run}/{fingerprint(settings_for(wildcards))}.npz",
     log:
-        "logs/train/{split}/{cell}/{run}.log",
+        "logs/train/{split}/{method}/{cell}/{run}.log",
     benchmark:
-        "benchmarks/train/{split}/{cell}/{run}.tsv"
+        "benchmarks/train/{split}/{method}/{cell}/{run}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -28,20 +28,20 @@ rule train:
 
 rule evaluate:
     input:
-        model="results/runs/{split}/{cell}/{run}/model.npz",
-        summary="results/runs/{split}/{cell}/{run}/train.json",
+        model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
+        summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
         data="resources/omniglot/omniglot28.npz",
         split="resources/omniglot/splits/{split}.json",
     output:
-        "results/runs/{split}/{cell}/{run}/eval.json",
+        "results/runs/{split}/{method}/{cell}/{run}/eval.json",
     params:
         settings=settings_for,
         num_tasks=config["test_tasks"],
         test_seed=config["test_seed"],
     log:
-        "logs/evaluate/{split}/{cell}/{run}.log",
+        "logs/evaluate/{split}/{method}/{cell}/{run}.log",
     benchmark:
-        "benchmarks/evaluate/{split}/{cell}/{run}.tsv"
+        "benchmarks/evaluate/{split}/{method}/{cell}/{run}.tsv"
     conda:
         ENV
     threads: config["threads"]
