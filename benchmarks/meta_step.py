@@ -1,16 +1,20 @@
 """One full MAML meta-step: this project's Paddle code against a plain PyTorch eager loop.
 
     pip install -e ".[bench]"         # PyTorch 2.13 CPU, for this benchmark only
-    python benchmarks/meta_step.py    # all four cells at the paper and reference presets
+    python benchmarks/meta_step.py    # all four cells: MAML's paper and reference presets, MAML++'s paper preset
+    python benchmarks/meta_step.py --check-only   # the float64 comparison alone, no timings
 
-For each cell and preset: first checks, in float64 on the same weights and tasks, that both
+For each cell and method preset: first checks, in float64 on the same weights and tasks, that both
 sides give the same meta-loss and meta-gradient (to 1e-6 relative); then times the meta-gradient
 of one whole meta-batch in float32, alternating the two sides, and prints the medians, the
 Paddle/PyTorch ratio, the first-order ratio, each side's peak resident memory during its steps,
 and the sampler's time as a share of the Paddle meta-step.
 
 The PyTorch side is the per-task loop most MAML code uses: F.conv2d, F.batch_norm(training=True),
-F.cross_entropy and torch.autograd.grad(..., create_graph=True).
+F.cross_entropy and torch.autograd.grad(..., create_graph=True), written independently of this
+project's inner loop; for MAML++ it follows HowToTrainYourMAMLPytorch (a learned rate per tensor
+and step, per-step batch-norm weights indexed by the step, batch norm outside the inner loop,
+the multi-step loss at its first iteration's uniform weights).
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ import torch.nn.functional as TF  # noqa: E402
 
 from maml.data import load_omniglot, load_split  # noqa: E402
 from maml import cpu  # noqa: E402
-from maml.meta import as_tensors, meta_gradient  # noqa: E402
+from maml import inner  # noqa: E402
+from maml.meta import (as_tensors, init_meta_params, meta_gradient,  # noqa: E402
+                       multi_step_weights)
 from maml.model import (BN_EPS, conv3x3_stride2, conv_kernel, conv_matrix,  # noqa: E402
-                        init_params, params_to_arrays)
+                        params_to_arrays)
 from maml.settings import parse_cell, resolve  # noqa: E402
 from maml.tasks import TaskSampler  # noqa: E402
 
@@ -47,34 +53,60 @@ CELLS = ("5way1shot", "5way5shot", "20way1shot", "20way5shot")
 # ----------------------------------------------------------------------------- PyTorch side
 
 
-def torch_forward(p: dict, x: torch.Tensor) -> torch.Tensor:
+def torch_forward(p: dict, x: torch.Tensor, step: int) -> torch.Tensor:
     for b in range(4):
         x = TF.conv2d(x, p[f"conv{b}.weight"], stride=2, padding=1)  # no bias, as in the model
-        x = TF.batch_norm(x, None, None, p[f"bn{b}.weight"], p[f"bn{b}.bias"], training=True,
-                          eps=BN_EPS)
+        weight, bias = p.get(f"bn{b}.weight"), p[f"bn{b}.bias"]
+        if bias.dim() == 2:  # per-step batch norm: the step's row
+            row = min(step, bias.shape[0] - 1)
+            weight, bias = (None if weight is None else weight[row]), bias[row]
+        x = TF.batch_norm(x, None, None, weight, bias, training=True, eps=BN_EPS)
         x = TF.relu(x)
     return x.mean(dim=(2, 3)) @ p["fc.weight"] + p["fc.bias"]
 
 
-def torch_meta_gradient(params: dict, sx, sy, qx, qy, steps: int, lr: float,
-                        first_order: bool = False):
+def torch_meta_gradient(params: dict, settings: dict, sx, sy, qx, qy, first_order: bool = False,
+                        step_weights=None):
+    steps, lr = settings["inner_steps"], settings["inner_lr"]
+    weights = step_weights or [0.0] * (steps - 1) + [1.0]
+    model = {name: p for name, p in params.items() if not name.startswith("lslr.")}
+    adapted = [name for name in model if settings["inner_bn"] or not name.startswith("bn")]
     total = 0.0
     for t in range(sx.shape[0]):
-        fast = params
-        for _ in range(steps):
-            loss = TF.cross_entropy(torch_forward(fast, sx[t]), sy[t])
-            grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not first_order)
-            fast = {name: w - lr * g for (name, w), g in zip(fast.items(), grads)}
-        total = total + TF.cross_entropy(torch_forward(fast, qx[t]), qy[t])
+        fast = dict(model)
+        for step in range(steps):
+            loss = TF.cross_entropy(torch_forward(fast, sx[t], step), sy[t])
+            grads = torch.autograd.grad(loss, [fast[n] for n in adapted],
+                                        create_graph=not first_order)
+            for name, g in zip(adapted, grads):
+                rate = params[f"lslr.{name}"][step] if settings["lslr"] else lr
+                fast[name] = fast[name] - rate * g
+            if weights[step]:
+                query = TF.cross_entropy(torch_forward(fast, qx[t], step), qy[t])
+                total = total + weights[step] * query
     loss = total / sx.shape[0]
-    return loss, torch.autograd.grad(loss, list(params.values()))
+    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    return loss, [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads)]
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def paddle_inputs(settings: dict, batch, dtype: str):
-    params = init_params(settings["n_way"], seed=0, dtype=dtype)
+def step_weights(settings: dict):
+    """The multi-step loss's weights at the first iteration (uniform), if the method uses it."""
+    if not settings["multi_step_loss"]:
+        return None
+    return multi_step_weights(settings["inner_steps"], 0, settings["msl_iterations"])
+
+
+def paddle_inputs(settings: dict, batch, dtype: str, perturb: bool = False):
+    """Initial weights (perturbed, for the check: per-step rows and rates then differ) and the
+    batch as Paddle tensors."""
+    params = init_meta_params(settings, seed=0, dtype=dtype)
+    if perturb:
+        rng = np.random.default_rng(1)
+        for p in params.values():
+            p.set_value(p.numpy() + 0.1 * rng.standard_normal(p.shape).astype(p.numpy().dtype))
     tensors = [t.astype(dtype) if t.dtype == paddle.float32 else t for t in as_tensors(batch)]
     return params, tensors
 
@@ -102,11 +134,13 @@ def check_equal(settings: dict, batch) -> float:
     of the largest entry overall, so that a parameter whose gradient is nearly zero is not
     judged on rounding noise alone.
     """
-    steps, lr = settings["inner_steps"], settings["inner_lr"]
-    params, tensors = paddle_inputs(settings, batch, "float64")
-    p_loss, _, p_grads = meta_gradient(params, *tensors, steps, lr)
-    weights, t_tensors = torch_inputs(params, batch, "float64")
-    t_loss, t_grads = torch_meta_gradient(weights, *t_tensors, steps, lr)
+    params, tensors = paddle_inputs(settings, batch, "float64", perturb=True)
+    loop, weights = inner.for_settings(settings), step_weights(settings)
+    p_loss, _, p_grads = meta_gradient(params, loop, *tensors, settings["inner_steps"],
+                                       settings["first_order"], weights)
+    t_params, t_tensors = torch_inputs(params, batch, "float64")
+    t_loss, t_grads = torch_meta_gradient(t_params, settings, *t_tensors, settings["first_order"],
+                                          weights)
     worst = abs(float(p_loss) - t_loss.item()) / abs(t_loss.item())
     t_grads = [t.detach().numpy() for t in t_grads]
     floor = 1e-3 * max(np.abs(t).max() for t in t_grads)
@@ -134,16 +168,17 @@ def reset_peak_rss() -> None:
 
 def race(settings: dict, batch, repeats: int, first_order: bool):
     """Median seconds per meta-step and peak RSS (MB) of each side, Paddle and PyTorch."""
-    steps, lr = settings["inner_steps"], settings["inner_lr"]
     params, tensors = paddle_inputs(settings, batch, "float32")
-    weights, t_tensors = torch_inputs(params, batch, "float32")
+    loop, weights = inner.for_settings(settings), step_weights(settings)
+    t_params, t_tensors = torch_inputs(params, batch, "float32")
 
     def run_paddle():
-        loss, _, grads = meta_gradient(params, *tensors, steps, lr, first_order)
+        loss, _, grads = meta_gradient(params, loop, *tensors, settings["inner_steps"],
+                                       first_order, weights)
         float(loss), [g.numpy() for g in grads]
 
     def run_torch():
-        loss, grads = torch_meta_gradient(weights, *t_tensors, steps, lr, first_order)
+        loss, grads = torch_meta_gradient(t_params, settings, *t_tensors, first_order, weights)
         loss.item(), [g.numpy() for g in grads]
 
     sides = {"paddle": run_paddle, "torch": run_torch}
@@ -216,7 +251,11 @@ def main() -> None:
     parser.add_argument("--data", default="resources/omniglot/omniglot28.npz")
     parser.add_argument("--split-file", default="resources/omniglot/splits/finn.json")
     parser.add_argument("--cells", nargs="+", default=list(CELLS))
-    parser.add_argument("--presets", nargs="+", default=["paper", "reference"])
+    parser.add_argument("--presets", nargs="+", default=["maml:paper", "maml:reference",
+                                                         "maml++:paper"],
+                        help="method:preset pairs")
+    parser.add_argument("--check-only", action="store_true",
+                        help="only the float64 comparison with PyTorch, no timings")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per side (>= 5)")
     parser.add_argument("--first-order-repeats", type=int, default=3)
     parser.add_argument("--no-kernels", action="store_true", help="skip the kernel timings")
@@ -229,20 +268,26 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{THREADS} threads; Python {sys.version.split()[0]}, Paddle {paddle.__version__}, "
           f"PyTorch {torch.__version__}; maml.cpu settings: {cpu.SETTINGS or 'none'}\n")
-    if not args.no_kernels:
+    if not (args.no_kernels or args.check_only):
         kernels()
-    print("| preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "
+    print("| method:preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "
           "| first-order ratio | peak MB Paddle / PyTorch | sampler share |")
     print("| --- " * 10 + "|")
-    for preset in args.presets:
+    for method_preset in args.presets:
+        method, preset = method_preset.split(":")
         for cell in args.cells:
             n_way, k_shot = parse_cell(cell)
-            settings = resolve(n_way, k_shot, preset)
+            settings = resolve(n_way, k_shot, preset, method)
             sampler = TaskSampler(images, train_part, n_way, k_shot, settings["k_query"])
             rng = np.random.default_rng(0)
             batch = sampler.sample(rng, settings["meta_batch"])
             check_batch = sampler.sample(rng, 2)
             check = check_equal(settings, check_batch)
+            if args.check_only:
+                print(f"| {method_preset} | {cell} | 2 x {settings['inner_steps']} "
+                      f"| {check:.1e} {'ok' if check < 1e-6 else 'MISMATCH'} |" + " |" * 6,
+                      flush=True)
+                continue
             times, peaks = race(settings, batch, args.repeats, False)
             paddle_s, torch_s = times["paddle"], times["torch"]
             first_order, _ = race(settings, batch, args.first_order_repeats, True)
@@ -250,7 +295,7 @@ def main() -> None:
             for _ in range(10):
                 as_tensors(sampler.sample(rng, settings["meta_batch"]))
             sampling = (time.perf_counter() - start) / 10
-            print(f"| {preset} | {cell} | {settings['meta_batch']} x {settings['inner_steps']} "
+            print(f"| {method_preset} | {cell} | {settings['meta_batch']} x {settings['inner_steps']} "
                   f"| {check:.1e} {'ok' if check < 1e-6 else 'MISMATCH'} "
                   f"| {1e3 * paddle_s:.0f} | {1e3 * torch_s:.0f} | {paddle_s / torch_s:.2f} "
                   f"| {first_order['paddle'] / first_order['torch']:.2f} "

@@ -20,8 +20,8 @@ import paddle  # noqa: E402
 import paddle.profiler as profiler  # noqa: E402
 
 from maml.data import load_omniglot, load_split  # noqa: E402
-from maml.meta import as_tensors, meta_gradient  # noqa: E402
-from maml.model import init_params  # noqa: E402
+from maml import inner  # noqa: E402
+from maml.meta import as_tensors, init_meta_params, meta_gradient  # noqa: E402
 from maml.settings import parse_cell, resolve  # noqa: E402
 from maml.tasks import TaskSampler  # noqa: E402
 
@@ -32,28 +32,29 @@ def main() -> None:
     parser.add_argument("--split-file", default="resources/omniglot/splits/finn.json")
     parser.add_argument("--cell", default="5way1shot")
     parser.add_argument("--preset", default="reference")
+    parser.add_argument("--method", default="maml", choices=("maml", "fomaml", "maml++"))
     parser.add_argument("--tasks", type=int, help="meta-batch size (default: the preset's)")
     args = parser.parse_args()
 
     paddle.set_device("cpu")
     n_way, k_shot = parse_cell(args.cell)
-    settings = resolve(n_way, k_shot, args.preset)
+    settings = resolve(n_way, k_shot, args.preset, args.method)
     sampler = TaskSampler(load_omniglot(args.data).images,
                           load_split(args.split_file)["parts"]["train"], n_way, k_shot,
                           settings["k_query"])
     batch = as_tensors(sampler.sample(np.random.default_rng(0),
                                       args.tasks or settings["meta_batch"]))
-    params = init_params(n_way, seed=0)
-    steps, lr = settings["inner_steps"], settings["inner_lr"]
-    meta_gradient(params, *batch, steps, lr)  # warm-up
+    params, loop = init_meta_params(settings, seed=0), inner.for_settings(settings)
+    steps, first_order = settings["inner_steps"], settings["first_order"]
+    meta_gradient(params, loop, *batch, steps, first_order)  # warm-up
     # on_trace_ready: by default Paddle also writes a trace file to ./profiler_log/
     prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda _: None)
     prof.start()
     start = time.perf_counter()
-    meta_gradient(params, *batch, steps, lr)
+    meta_gradient(params, loop, *batch, steps, first_order)
     elapsed = time.perf_counter() - start
     prof.stop()
-    print(f"{args.preset} {args.cell}, {batch[0].shape[0]} tasks x {steps} steps: "
+    print(f"{args.method}:{args.preset} {args.cell}, {batch[0].shape[0]} tasks x {steps} steps: "
           f"{1e3 * elapsed:.0f} ms ({os.environ['OMP_NUM_THREADS']} threads, profiled)")
     prof.summary(sorted_by=profiler.SortedKeys.CPUTotal, op_detail=False, thread_sep=False,
                  time_unit="ms")
