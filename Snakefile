@@ -36,6 +36,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/maml.smk"
+include: "workflow/rules/lake.smk"
 include: "workflow/rules/report.smk"
 
 

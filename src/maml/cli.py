@@ -17,14 +17,10 @@ RESOURCES = Path("resources/omniglot")
 DEFAULT_DATA = RESOURCES / "omniglot28.npz"
 
 
-def _settings_from(args) -> dict:
-    """Preset < config file < command-line flags."""
-    from maml.settings import resolve
-
-    file_settings = {}
-    if args.config:
-        file_settings = yaml.safe_load(Path(args.config).read_text()) or {}
-    flags = {
+def _flag_settings(args) -> dict:
+    """The settings given as command-line flags (None where not given)."""
+    return {
+        "n_way": args.n_way, "k_shot": args.k_spt,
         "k_query": args.k_query, "meta_batch": args.task_num,
         "inner_steps": args.glob_update_step, "test_inner_steps": args.glob_update_step_test,
         "meta_lr": args.glob_meta_lr, "inner_lr": args.glob_base_lr,
@@ -34,12 +30,21 @@ def _settings_from(args) -> dict:
         "checkpoint_every": args.checkpoint_every,
         "device": "gpu" if args.use_gpu else args.device,
         "first_order": True if args.first_order else None,
-        "method": args.method,
+        "method": args.method, "preset": args.preset,
     }
+
+
+def _settings_from(args) -> dict:
+    """Preset < config file < command-line flags."""
+    from maml.settings import resolve
+
+    file_settings = {}
+    if args.config:
+        file_settings = yaml.safe_load(Path(args.config).read_text()) or {}
+    flags = _flag_settings(args)
     merged = {**file_settings, **{k: v for k, v in flags.items() if v is not None}}
-    n_way = args.n_way or merged.pop("n_way", 5)
-    k_shot = args.k_spt or merged.pop("k_shot", 1)
-    preset = args.preset or merged.get("preset")
+    n_way, k_shot = merged.pop("n_way", 5), merged.pop("k_shot", 1)
+    preset = merged.get("preset")
     method = merged.pop("method", None)
     for key in ("n_way", "k_shot", "preset"):
         merged.pop(key, None)
@@ -125,27 +130,68 @@ def cmd_train(args) -> None:
     print(f"best validation accuracy {summary['best_val_accuracy']:.4f}; model in {out}")
 
 
-def cmd_evaluate(args) -> None:
-    from maml.evaluate import evaluate
-    from maml.files import read_json, write_json
+# What `evaluate` may change about a trained model: test-time settings only.
+TEST_TIME_FLAGS = ("test_inner_steps", "test_k_query", "device")
 
-    model = Path(args.model)
-    train_json = model.parent / "train.json"
-    if train_json.exists() and not (args.n_way or args.k_spt or args.config or args.preset
-                                    or args.method):
-        settings = read_json(train_json)["settings"]
-        overrides = {"test_inner_steps": args.glob_update_step_test,
-                     "test_k_query": args.test_k_query,
-                     "device": "gpu" if args.use_gpu else args.device}
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-    else:
-        settings = _settings_from(args)
-    result = evaluate(model, args.data, _split_path(args, settings), settings,
+
+def cmd_evaluate(args) -> None:
+    """Evaluate with the model's own training settings (its train.json); flags may change
+    test-time settings only, and any other flag must agree with the model."""
+    from maml.data import DataError
+    from maml.evaluate import evaluate
+    from maml.files import write_json
+    from maml.predict import load_model
+    from maml.settings import SettingsError
+
+    model = load_model(args.model)
+    settings = dict(model.settings)
+    if args.config:
+        raise SettingsError("evaluate: --config does not apply; a model is evaluated with the "
+                            "settings in its train.json")
+    for key, value in _flag_settings(args).items():
+        if value is None:
+            continue
+        if key in TEST_TIME_FLAGS:
+            settings[key] = value
+        elif settings.get(key) != value:
+            raise SettingsError(
+                f"evaluate: --{key} {value} does not match the model, trained with {key} = "
+                f"{settings.get(key)!r} (its train.json); evaluation takes the cell, method and "
+                f"inner loop from the model, flags change only {', '.join(TEST_TIME_FLAGS)}")
+    if settings["n_way"] != model.n_way:
+        raise DataError(f"{args.model}: its output layer has {model.n_way} units but its "
+                        f"train.json says n_way = {settings['n_way']}")
+    result = evaluate(args.model, args.data, _split_path(args, settings), settings,
                       args.num_tasks, args.test_seed)
-    write_json(args.out or model.parent / "eval.json", result)
+    out = args.out or Path(args.model).parent / "eval.json"
+    write_json(out, result)
     print(f"{settings['n_way']}-way {settings['k_shot']}-shot: "
           f"{100 * result['accuracy']:.2f} +/- {100 * result['ci95']:.2f} % "
           f"({result['num_tasks']} tasks)")
+
+
+def cmd_predict(args) -> None:
+    from maml.files import write_text
+    from maml.predict import predict, predictions_csv
+
+    classes, queries, probabilities = predict(args.model, args.support, args.query,
+                                              args.steps, args.inner_lr)
+    text = predictions_csv(classes, queries, probabilities)
+    if args.out:
+        write_text(args.out, text)
+        print(f"{len(queries)} predictions over {len(classes)} classes in {args.out}")
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_lake_runs(args) -> None:
+    from maml.files import write_json
+    from maml.lake import read_runs, score_model
+    from maml.predict import load_model
+
+    result = score_model(load_model(args.model), read_runs(args.runs), args.steps)
+    write_json(args.out or Path(args.model).parent / "lake_runs.json", result)
+    print(f"Lake's {result['runs']} one-shot runs: error {result['error_percent']:.2f}%")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,6 +241,23 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--out", help="default: eval.json beside the model")
     eval_parser.add_argument("--num-tasks", type=int, default=600)
     eval_parser.add_argument("--test-seed", type=int, default=0)
+
+    p = sub.add_parser("predict", help="adapt a model to a support set, classify query images")
+    p.add_argument("--model", required=True, help="model.npz (with its train.json beside it)")
+    p.add_argument("--support", required=True,
+                   help="folder with one sub-folder of images per class, or CSV of path,label")
+    p.add_argument("--query", required=True, nargs="+", help="query images and/or folders")
+    p.add_argument("--steps", type=int, help="inner steps (default: the model's test steps)")
+    p.add_argument("--inner-lr", type=float, help="inner rate (default: the model's own)")
+    p.add_argument("--out", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("lake-runs", help="score a 20-way model on Lake's 20 one-shot runs")
+    p.add_argument("--model", required=True, help="model.npz (with its train.json beside it)")
+    p.add_argument("--runs", required=True, help="all_runs.zip")
+    p.add_argument("--steps", type=int, help="inner steps (default: the model's test steps)")
+    p.add_argument("--out", help="default: lake_runs.json beside the model")
+    p.set_defaults(func=cmd_lake_runs)
     return parser
 
 
@@ -205,11 +268,12 @@ def main(argv=None) -> int:
         args.source = OFFICIAL_SOURCE
     from maml.data import DataError
     from maml.device import DeviceError
+    from maml.files import FileFormatError
     from maml.settings import SettingsError
 
     try:
         args.func(args)
-    except (DataError, DeviceError, SettingsError) as error:
+    except (DataError, DeviceError, FileFormatError, SettingsError) as error:  # one clear line
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from maml import cpu  # noqa: E402
+from maml import cpu, lake  # noqa: E402
 from maml.files import read_json, write_json, write_text  # noqa: E402
 from maml.settings import GRID, cell_name, parse_run  # noqa: E402
 
@@ -48,19 +48,22 @@ def _method(settings: dict) -> str:
     return settings.get("method", "maml")  # models trained before the methods axis: MAML
 
 
-def load_runs(evals, summaries) -> pd.DataFrame:
-    """One row per trained model: its cell, run, seed, test accuracy and budget."""
+def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
+    """One row per trained model: its cell, method, run, seed, test accuracy and budget
+    (training CPU-hours: wall time x the config's threads per job)."""
     rows = []
     for eval_path, summary_path in zip(evals, summaries):
         result, summary = read_json(eval_path), read_json(summary_path)
         rows.append({
             "cell": _cell(result), "method": _method(summary["settings"]),
             "run": _run_label(eval_path),
-            "preset": summary["settings"].get("preset"), "n_way": result["n_way"],
+            "preset": summary["settings"].get("preset"),
+            "split": summary["settings"].get("split"), "n_way": result["n_way"],
             "k_shot": result["k_shot"],
             "seed": summary["settings"]["seed"], "accuracy": 100 * result["accuracy"],
             "ci95": 100 * result["ci95"], "test_tasks": result["num_tasks"],
             "iterations": summary["iterations"], "train_minutes": summary["wall_time_s"] / 60,
+            "train_cpu_hours": summary["wall_time_s"] * threads / 3600,
             "eval_minutes": result.get("wall_time_s", float("nan")) / 60,
         })
     return pd.DataFrame(rows)
@@ -79,13 +82,14 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         paper = PAPER.get(cell, (float("nan"), float("nan")))
         rows.append({
             "cell": cell, "method": method, "run": run, "preset": group["preset"].iloc[0],
-            "seeds": len(acc),
+            "split": group["split"].iloc[0], "seeds": len(acc),
             "accuracy": acc.mean(), "ci95_seeds": spread,
             "per_seed": "; ".join(f"{a:.2f} ± {c:.2f}" for a, c in
                                   zip(group["accuracy"], group["ci95"])),
             "test_tasks": int(group["test_tasks"].iloc[0]),
             "iterations": int(group["iterations"].iloc[0]),
             "train_minutes": group["train_minutes"].mean(),
+            "train_cpu_hours": group["train_cpu_hours"].mean(),
             "ms_per_iteration": 60000 * group["train_minutes"].mean()
             / group["iterations"].iloc[0],
             "paper": paper[0], "paper_ci95": paper[1],
@@ -97,7 +101,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
                              kind="stable")
 
 
-def markdown_table(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame, split: str) -> str:
+    """The table in markdown; a run on another split than `split` (the grid's) says so."""
     lines = ["| cell | method | run (preset) | this code (mean ± 95% over seeds) "
              "| per seed (± 95% over test tasks) | iterations | train min/seed | ms/iteration "
              "| paper | reference |",
@@ -106,7 +111,8 @@ def markdown_table(table: pd.DataFrame) -> str:
         spread = (f"{row.accuracy:.2f} ± {row.ci95_seeds:.2f} ({row.seeds} seeds)"
                   if row.seeds > 1 else f"{row.accuracy:.2f} (1 seed)")
         lines.append(
-            f"| {row.cell} | {row.method} | {row.run} ({row.preset}) | {spread} "
+            f"| {row.cell} | {row.method} | {row.run} ({row.preset}"
+            f"{'' if row.split == split else f'; {row.split} split'}) | {spread} "
             f"| {row.per_seed} | {row.iterations} | {row.train_minutes:.1f} "
             f"| {row.ms_per_iteration:.0f} "
             f"| {row.paper:.1f} ± {row.paper_ci95:.1f} | {row.reference:.1f} |")
@@ -146,6 +152,31 @@ def plot_validation_curves(curves, summaries, path) -> None:
         ax.set(title=cell, xlabel="meta-iteration", ylabel="validation accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="method (seeds)", title_fontsize=7)
+    fig.tight_layout()
+    _save_figure(fig, path)
+
+
+def plot_accuracy_vs_cpu_hours(curves, summaries, path, threads: int = 1) -> None:
+    """One panel per cell: validation accuracy against training CPU-hours (elapsed time x
+    threads), one line per method and run (mean over seeds), the paper's number as a line."""
+    cells = {}
+    for curve_path, summary_path in zip(curves, summaries):
+        settings = read_json(summary_path)["settings"]
+        frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"]).set_index("iteration")
+        label = _series_label(_method(settings), _run_label(curve_path))
+        cells.setdefault(_cell(settings), {}).setdefault(label, []).append(frame)
+    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
+    for ax, (cell, series) in zip(axes[0], cells.items()):
+        for label, frames in series.items():
+            hours = pd.concat([f["elapsed_s"] for f in frames], axis=1).mean(axis=1)
+            accuracy = pd.concat([f["val_accuracy"] for f in frames], axis=1).mean(axis=1)
+            ax.plot(hours * threads / 3600, 100 * accuracy, marker=".", label=label)
+        if cell in PAPER:
+            ax.axhline(PAPER[cell][0], color="black", linestyle="--", linewidth=1,
+                       label="paper (test)")
+        ax.set(title=cell, xlabel="training CPU-hours", ylabel="validation accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     _save_figure(fig, path)
 
@@ -207,19 +238,63 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
         "packages": versions,
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpus": os.cpu_count(), "cpu_settings": cpu.SETTINGS},
-        "jobs": runs[["cell", "method", "run", "seed", "iterations", "train_minutes", "eval_minutes"]]
+        "jobs": runs[["cell", "method", "run", "seed", "iterations", "train_minutes",
+                      "train_cpu_hours", "eval_minutes"]]
         .to_dict(orient="records"),
     }
 
 
-def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir=".") -> None:
-    """Write the table (md, csv, html), the two figures and provenance.json."""
-    runs = load_runs(evals, summaries)
+def lake_table(lake_files, summaries_by_folder: dict) -> tuple[pd.DataFrame, str]:
+    """Error on Lake's 20 one-shot runs: each method and run's models (mean over seeds, with
+    1.96 s / sqrt(seeds)), then the published figures. (csv frame, markdown)"""
+    rows = []
+    for path in lake_files:
+        result = read_json(path)
+        settings = read_json(summaries_by_folder[str(Path(path).parent)])["settings"]
+        rows.append({"method": _method(settings), "run": _run_label(path),
+                     "seed": settings["seed"], "error_percent": result["error_percent"]})
+    models = pd.DataFrame(rows, columns=["method", "run", "seed", "error_percent"])
+    table = []
+    for (method, run), group in models.groupby(["method", "run"], sort=False):
+        errors = group["error_percent"].to_numpy()
+        spread = 1.96 * errors.std(ddof=1) / math.sqrt(len(errors)) if len(errors) > 1 else None
+        table.append({"model": f"this code: {method}, {run} (lake split, {len(errors)} seeds)",
+                      "error_percent": errors.mean(), "ci95_seeds": spread,
+                      "per_seed": "; ".join(f"{e:.1f}" for e in errors),
+                      "source": "results/runs/lake/"})
+    for name, error, source in lake.PUBLISHED:
+        table.append({"model": name, "error_percent": error, "ci95_seeds": None,
+                      "per_seed": "", "source": source})
+    frame = pd.DataFrame(table)
+    lines = ["Error rate (%) on Lake, Salakhutdinov and Tenenbaum's 20 within-alphabet 20-way "
+             "one-shot runs (all_runs.zip). A test set: no setting here was chosen by looking "
+             "at it.", "", "| model | error % | per seed | source |", "| --- | --- | --- | --- |"]
+    if models.empty:
+        lines.insert(1, "\nThis config has no lake-split 20-way 1-shot model to score.")
+    for row in frame.itertuples():
+        error = f"{row.error_percent:.1f}"
+        if row.ci95_seeds is not None and not pd.isna(row.ci95_seeds):
+            error += f" ± {row.ci95_seeds:.1f}"
+        lines.append(f"| {row.model} | {error} | {row.per_seed} | {row.source} |")
+    return frame, "\n".join(lines) + "\n"
+
+
+def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir=".",
+              lake=()) -> None:
+    """Write the table (md, csv, html), the figures, the table of Lake's one-shot runs and
+    provenance.json."""
+    threads = config.get("threads", 1)
+    runs = load_runs(evals, summaries, threads)
     table = summarise(runs)
     write_text(outputs["csv"], table.to_csv(index=False))
-    write_text(outputs["markdown"], markdown_table(table))
+    write_text(outputs["markdown"], markdown_table(table, config.get("split", "finn")))
     write_text(outputs["html"], "<h2>MAML on Omniglot: test accuracy (%)</h2>\n"
                + table.to_html(index=False, float_format=lambda x: f"{x:.2f}"))
     plot_validation_curves(curves, summaries, outputs["curves"])
     plot_accuracy_vs_steps(evals, summaries, outputs["steps"])
+    plot_accuracy_vs_cpu_hours(curves, summaries, outputs["cpu_hours"], threads)
+    lake_frame, lake_markdown = lake_table(
+        lake, {str(Path(path).parent): path for path in summaries})
+    write_text(outputs["lake_csv"], lake_frame.to_csv(index=False))
+    write_text(outputs["lake_markdown"], lake_markdown)
     write_json(outputs["provenance"], provenance(config, runs, workflow_dir))

@@ -158,18 +158,20 @@ def parse_cell(cell: str) -> tuple[int, int]:
     return int(n_way), int(k_shot)
 
 
-def cell_settings(config: dict, method: str, cell: str, seed: int) -> dict:
+def cell_settings(config: dict, method: str, cell: str, seed: int,
+                  split: str | None = None) -> dict:
     """A pipeline config's settings for one method, cell and seed: the method's preset <
     overrides < cell overrides."""
     n_way, k_shot = parse_cell(cell)
     overrides = {**config.get("overrides", {}), **config.get("cell_overrides", {}).get(cell, {})}
-    fixed = {"seed": seed, "split": config["split"], "device": config["device"]}
+    split = split or config["split"]
+    fixed = {"seed": seed, "split": split, "device": config["device"]}
     clash = set(overrides) & {*fixed, "n_way", "k_shot", "method"}
     if clash:
         raise SettingsError(f"overrides: {', '.join(sorted(clash))} set by the config's own "
                             "keys, not overrides")
     settings = resolve(n_way, k_shot, config["preset"], method, **overrides, **fixed)
-    validate(settings, SPLIT_SIZES[config["split"]])
+    validate(settings, SPLIT_SIZES[split])
     return settings
 
 
@@ -190,29 +192,42 @@ def extra_method(extra: dict) -> str:
     return extra.get("method", DEFAULTS["method"])
 
 
-def grid_runs(config: dict) -> list[tuple[str, str, str]]:
-    """(method, cell, run name) of every run of the config: the methods x cells x seeds grid,
-    then the extra runs (`extra_runs`)."""
-    grid = [(method, cell, run_name(seed)) for method in config.get("methods", ["maml"])
+def extra_seeds(extra: dict) -> list[int]:
+    """An extra run's seeds: `seeds`, or its one `seed`."""
+    return list(extra["seeds"]) if "seeds" in extra else [extra["seed"]]
+
+
+def grid_runs(config: dict) -> list[tuple[str, str, str, str]]:
+    """(split, method, cell, run name) of every run of the config: the methods x cells x seeds
+    grid, then the extra runs (`extra_runs`), each on its own split if it names one."""
+    grid = [(config["split"], method, cell, run_name(seed))
+            for method in config.get("methods", ["maml"])
             for cell in config["cells"] for seed in config["seeds"]]
-    return grid + [(extra_method(extra), extra["cell"], run_name(extra["seed"], label))
-                   for label, extra in config.get("extra_runs", {}).items()]
+    return grid + [(extra.get("split", config["split"]), extra_method(extra), extra["cell"],
+                    run_name(seed, label))
+                   for label, extra in config.get("extra_runs", {}).items()
+                   for seed in extra_seeds(extra)]
 
 
-def run_settings(config: dict, method: str, cell: str, run: str) -> dict:
+def run_settings(config: dict, method: str, cell: str, run: str,
+                 split: str | None = None) -> dict:
     """Settings of one run: a grid method, cell and seed, or an extra run with its own method,
-    preset and overrides."""
+    split, preset and overrides."""
     label, seed = parse_run(run)
+    split = split or config["split"]
     if label is None:
+        if split != config["split"]:
+            raise SettingsError(f"no grid run on split {split!r}; the grid's split is "
+                                f"{config['split']!r}")
         return cell_settings(config, method, cell, seed)
     extra = config.get("extra_runs", {}).get(label)
-    if (extra is None or extra["cell"] != cell or extra["seed"] != seed
-            or extra_method(extra) != method):
+    if (extra is None or extra["cell"] != cell or seed not in extra_seeds(extra)
+            or extra_method(extra) != method or extra.get("split", config["split"]) != split):
         raise SettingsError(f"extra_runs: no run {label!r} of method {method}, cell {cell} "
-                            f"with seed {seed}")
+                            f"with seed {seed} on split {split}")
     own = {**config, "preset": extra.get("preset", config["preset"]),
            "overrides": extra.get("overrides", {}), "cell_overrides": {}}
-    return cell_settings(own, method, cell, seed)
+    return cell_settings(own, method, cell, seed, split)
 
 
 def check_config(config: dict) -> None:
@@ -228,8 +243,9 @@ def check_config(config: dict) -> None:
         try:
             if label == GRID:
                 raise SettingsError(f"the name {GRID!r} is the table's label for the grid's runs")
-            run_settings(config, extra_method(extra), extra["cell"],
-                         run_name(extra["seed"], label))
+            for seed in extra_seeds(extra):
+                run_settings(config, extra_method(extra), extra["cell"], run_name(seed, label),
+                             extra.get("split", config["split"]))
         except SettingsError as error:
             raise SettingsError(f"config, extra run {label}: {error}") from None
 

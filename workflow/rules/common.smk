@@ -12,13 +12,17 @@ wildcard_constraints:
 
 
 def settings_for(wildcards):
-    return run_settings(config, wildcards.method, wildcards.cell, wildcards.run)
+    return run_settings(
+        config, wildcards.method, wildcards.cell, wildcards.run, wildcards.split
+    )
 
 
-def all_runs(filename):
+def all_runs(filename, split=None, cell=None):
     """`filename` of every run of the config (methods x cells x seeds, then extra runs), e.g.
-    all eval.json files."""
+    all eval.json files; with `split` and `cell`, only that split's runs of that cell.
+    """
     return [
-        f"results/runs/{config['split']}/{method}/{cell}/{run}/{filename}"
-        for method, cell, run in grid_runs(config)
+        f"results/runs/{run_split}/{method}/{run_cell}/{run}/{filename}"
+        for run_split, method, run_cell, run in grid_runs(config)
+        if split in (None, run_split) and cell in (None, run_cell)
     ]

@@ -3,10 +3,13 @@ rule aggregate:
         evals=all_runs("eval.json"),
         summaries=all_runs("train.json"),
         curves=all_runs("curve.csv"),
+        lake=all_runs("lake_runs.json", split="lake", cell="20way1shot"),
     output:
         markdown="results/table.md",
         csv="results/table.csv",
-        html=report("results/table.html", category="Table", caption="../report/table.rst"),
+        html=report(
+            "results/table.html", category="Table", caption="../report/table.rst"
+        ),
         curves=report(
             "results/figures/validation_curves.png",
             category="Figures",
@@ -17,18 +20,25 @@ rule aggregate:
             category="Figures",
             caption="../report/accuracy_vs_steps.rst",
         ),
+        cpu_hours=report(
+            "results/figures/accuracy_vs_cpu_hours.png",
+            category="Figures",
+            caption="../report/accuracy_vs_cpu_hours.rst",
+        ),
+        lake_markdown="results/lake_runs.md",
+        lake_csv="results/lake_runs.csv",
         provenance="results/provenance.json",
-    params:
-        config=config,
     log:
         "logs/aggregate.log",
     benchmark:
-        "benchmarks/aggregate.tsv"
+        "logs/benchmarks/aggregate.tsv"
     conda:
         ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        config=config,
     script:
         "../scripts/aggregate.py"

@@ -7,5 +7,5 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from maml.data import fetch_archive  # noqa: E402
 
-fetch_archive(snakemake.wildcards.archive, snakemake.params.source, snakemake.params.md5,
-              snakemake.output[0])
+name = snakemake.wildcards.get("archive", "all_runs")
+fetch_archive(name, snakemake.params.source, snakemake.params.md5, snakemake.output[0])

@@ -1,0 +1,107 @@
+"""Lake, Salakhutdinov and Tenenbaum's 20 official one-shot runs (Science 2015), scored with
+`predict`'s code path.
+
+Each run of `all_runs.zip` is a 20-way within-alphabet one-shot task: `runNN/training/
+classKK.png` are the support images (class KK), `runNN/test/itemKK.png` the queries, and
+`runNN/class_labels.txt` the answer key (each line: a query's path, then its class's training
+image path). The runs are a test set: nothing is chosen by looking at them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from maml.data import DataError, check_dark_on_light, decode_image
+
+if TYPE_CHECKING:  # the report reads PUBLISHED without importing Paddle
+    from maml.predict import Model
+
+RUNS = 20
+WAYS = 20
+OFFICIAL_URL = ("https://github.com/brendenlake/omniglot/raw/master/python/"
+                "one-shot-classification/all_runs.zip")
+OFFICIAL_MD5 = "e8996daecdf12afeeb4a53a179f06b19"
+# Published error rates (%) on these 20 runs, for comparison only.
+PUBLISHED = (
+    ("Humans", 4.5, "Lake et al. 2015, Science"),
+    ("Bayesian Program Learning", 3.3, "Lake et al. 2015, Science"),
+    ("Siamese network", 8.0, "Koch et al. 2015, as reported by Lake et al. 2015"),
+    ("Deep convolutional network", 13.5, "Lake et al. 2015, Science"),
+    ("Prototypical networks", 13.7, "Lake, Salakhutdinov and Tenenbaum 2019, Curr. Opin. "
+     "Behav. Sci."),
+    ("Modified Hausdorff distance (ships with the runs)", 38.8, "Lake et al. 2015, Science"),
+)
+
+
+@dataclass(frozen=True)
+class OneShotRun:
+    name: str  # run01 ... run20
+    support: np.ndarray  # [20, 28, 28], class k at row k
+    queries: np.ndarray  # [20, 28, 28], item01 ... item20
+    answers: np.ndarray  # [20], the class of each query
+
+
+def _class_index(path: str, run: str) -> int:
+    match = re.fullmatch(rf"{run}/training/class(\d\d)\.png", path)
+    if not match or not 1 <= int(match.group(1)) <= WAYS:
+        raise DataError(f"{run}/class_labels.txt: unexpected training image {path!r}")
+    return int(match.group(1)) - 1
+
+
+def read_runs(path: str | os.PathLike) -> list[OneShotRun]:
+    """The 20 runs of all_runs.zip, images through the training data's preprocessing."""
+    runs = []
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+
+        def image(member):
+            if member not in names:
+                raise DataError(f"{path}: {member} is missing")
+            picture = decode_image(archive.read(member), member)
+            check_dark_on_light(picture, member)
+            return picture
+
+        for r in range(1, RUNS + 1):
+            run = f"run{r:02d}"
+            key = archive.read(f"{run}/class_labels.txt").decode().split()
+            if len(key) != 2 * WAYS:
+                raise DataError(f"{run}/class_labels.txt: expected {WAYS} lines of two paths")
+            queries, answers = key[0::2], [_class_index(p, run) for p in key[1::2]]
+            expected = [f"{run}/test/item{i:02d}.png" for i in range(1, WAYS + 1)]
+            if queries != expected:
+                raise DataError(f"{run}/class_labels.txt: queries are not item01..item{WAYS}")
+            runs.append(OneShotRun(
+                run,
+                np.stack([image(f"{run}/training/class{k:02d}.png") for k in range(1, WAYS + 1)]),
+                np.stack([image(q) for q in queries]), np.array(answers)))
+    return runs
+
+
+def score(runs: list[OneShotRun], predict_run) -> dict:
+    """Per-run and mean accuracy of `predict_run(run) -> predicted class per query`."""
+    per_run = {run.name: float(np.mean(np.asarray(predict_run(run)) == run.answers))
+               for run in runs}
+    accuracy = float(np.mean(list(per_run.values())))
+    return {"runs": len(per_run), "accuracy": accuracy, "error_percent": 100 * (1 - accuracy),
+            "per_run_accuracy": per_run}
+
+
+def score_model(model: "Model", runs: list[OneShotRun], steps: int | None = None) -> dict:
+    """A 20-way model on the runs: adapt to each run's 20 training images, predict its 20
+    test images (as `predict` does), against the answer key."""
+    from maml.predict import adapt_and_predict
+
+    support_y = np.arange(WAYS)
+
+    def predict_run(run):
+        return adapt_and_predict(model, run.support, support_y, run.queries, steps).argmax(1)
+
+    result = score(runs, predict_run)
+    result["inner_steps"] = model.settings["test_inner_steps"] if steps is None else steps
+    return result

@@ -1,0 +1,173 @@
+"""Adapt a trained model to anyone's few-shot task: labelled support images in, class
+probabilities for query images out.
+
+The model adapts exactly as in evaluation (`meta.adaptation`, no meta-graph), with the inner
+loop of its own method, rate and test step count from the `train.json` beside it; images go
+through `data.decode_image`, the preprocessing of the training data. Batch norm uses each
+batch's own statistics, as in training and in MAML's evaluation: the support set's while
+adapting, the query set's when predicting, so a query's prediction can depend on the other
+queries (as in the paper's protocol, which scores all of a task's queries together).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import paddle
+
+from maml import inner
+from maml.data import DataError, check_dark_on_light, decode_image
+from maml.files import load_arrays, read_json
+from maml.meta import adaptation
+from maml.model import Params, arrays_to_params, forward
+from maml.settings import DEFAULTS
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
+                  ".ppm")
+
+
+@dataclass(frozen=True)
+class Model:
+    params: Params
+    settings: dict  # the training run's settings (train.json), every key present
+
+    @property
+    def n_way(self) -> int:
+        return int(self.params["fc.bias"].shape[0])
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """model.npz and the train.json beside it (its method and inner-loop settings)."""
+    path = Path(path)
+    summary = path.parent / "train.json"
+    if not summary.is_file():
+        raise DataError(f"{summary}: not found; a model is adapted with the inner-loop settings "
+                        "its training run wrote beside it")
+    params = arrays_to_params(load_arrays(path))
+    return Model(params, {**DEFAULTS, **read_json(summary)["settings"]})
+
+
+def read_images(paths: list[str | os.PathLike]) -> np.ndarray:
+    """Image files -> [N, 28, 28] drawings, each checked to be dark strokes on light."""
+    images = []
+    for path in paths:
+        try:
+            encoded = Path(path).read_bytes()
+        except OSError as error:
+            raise DataError(f"{path}: cannot be read ({error.strerror})") from None
+        image = decode_image(encoded, str(path))
+        check_dark_on_light(image, str(path))
+        images.append(image)
+    return np.stack(images).astype(np.float32)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def support_set(source: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """(image paths, class names) from a folder of one sub-folder per class, or from a CSV of
+    `path,label` rows (paths relative to the CSV's folder)."""
+    source = Path(source)
+    if source.is_dir():
+        paths, labels = [], []
+        for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+            files = _image_files(folder)
+            if not files:
+                raise DataError(f"{folder}: a class folder without images")
+            paths += files
+            labels += [folder.name] * len(files)
+    elif source.is_file():
+        with source.open(newline="") as handle:
+            rows = [row for row in csv.reader(handle) if row and not row[0].startswith("#")]
+        if rows and rows[0][:2] == ["path", "label"]:
+            rows = rows[1:]
+        if any(len(row) != 2 for row in rows):
+            raise DataError(f"{source}: every row must be 'path,label'")
+        paths = [source.parent / row[0] for row in rows]
+        labels = [row[1] for row in rows]
+    else:
+        raise DataError(f"{source}: no such support folder or CSV file")
+    if len(set(labels)) < 2:
+        raise DataError(f"{source}: a support set needs at least two classes, found "
+                        f"{len(set(labels))}")
+    return paths, labels
+
+
+def query_images(sources: list[str | os.PathLike]) -> list[Path]:
+    """Query image paths: image files as given, and the image files of any folder given."""
+    paths = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            paths += _image_files(source)
+        else:
+            paths.append(source)
+    if not paths:
+        raise DataError("no query images given")
+    return paths
+
+
+def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray,
+                      query_x: np.ndarray, steps: int | None = None,
+                      inner_lr: float | None = None) -> np.ndarray:
+    """Class probabilities [queries, n_way] after adapting to (support_x [N, 28, 28],
+    support_y [N] in 0..n_way-1). `steps` defaults to the model's test steps; `inner_lr`
+    replaces a fixed inner rate (a method with learned rates keeps its own)."""
+    classes = len(np.unique(support_y))
+    if classes != model.n_way or support_y.max() != model.n_way - 1:
+        raise DataError(
+            f"the model was trained for {model.n_way}-way tasks (its output layer has "
+            f"{model.n_way} units) but the support set has {classes} classes; MAML adapts a "
+            f"fixed {model.n_way}-unit output layer, so use a model trained with n_way = "
+            f"{classes}")
+    settings = dict(model.settings)
+    steps = settings["test_inner_steps"] if steps is None else steps
+    if inner_lr is not None:
+        if settings["lslr"]:
+            raise DataError(f"this {settings['method']} model learned its inner rates; "
+                            "--inner-lr applies to models with a fixed rate only")
+        settings["inner_lr"] = inner_lr
+    if steps < 0:
+        raise DataError(f"steps: must be 0 or more, got {steps}")
+
+    def batch(x):
+        return paddle.to_tensor(x[None, :, None].astype(np.float32))
+
+    sx, qx = batch(support_x), batch(query_x)
+    sy = paddle.to_tensor(support_y[None].astype(np.int64))
+    *_, fast = adaptation(model.params, inner.for_settings(settings), sx, sy, steps, None)
+    with paddle.no_grad():
+        logits = forward(fast, qx, max(steps - 1, 0)).numpy()[0].astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    probabilities = np.exp(logits)
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def predict(model_path, support, queries, steps: int | None = None,
+            inner_lr: float | None = None) -> tuple[list[str], list[Path], np.ndarray]:
+    """(class names, query paths, probabilities [queries, classes]) for a support folder or
+    CSV and query images or folders."""
+    model = load_model(model_path)
+    paths, labels = support_set(support)
+    classes = sorted(set(labels))
+    support_y = np.array([classes.index(label) for label in labels])
+    query_paths = query_images(queries)
+    probabilities = adapt_and_predict(model, read_images(paths), support_y,
+                                      read_images(query_paths), steps, inner_lr)
+    return classes, query_paths, probabilities
+
+
+def predictions_csv(classes: list[str], query_paths: list[Path],
+                    probabilities: np.ndarray) -> str:
+    """query, predicted class, then the probability of every class."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["query", "predicted", *(f"p_{c}" for c in classes)])
+    for path, row in zip(query_paths, probabilities):
+        writer.writerow([str(path), classes[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+    return buffer.getvalue()

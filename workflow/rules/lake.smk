@@ -1,0 +1,40 @@
+rule download_one_shot_runs:
+    output:
+        "resources/omniglot/all_runs.zip",
+    log:
+        "logs/download/all_runs.log",
+    benchmark:
+        "logs/benchmarks/download/all_runs.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    params:
+        source=config["data"]["runs_source"],
+        md5=config["data"]["md5"]["all_runs"],
+    script:
+        "../scripts/download.py"
+
+
+rule lake_runs:
+    input:
+        model="results/runs/lake/{method}/20way1shot/{run}/model.npz",
+        summary="results/runs/lake/{method}/20way1shot/{run}/train.json",
+        runs="resources/omniglot/all_runs.zip",
+    output:
+        "results/runs/lake/{method}/20way1shot/{run}/lake_runs.json",
+    log:
+        "logs/lake_runs/{method}/{run}.log",
+    benchmark:
+        "logs/benchmarks/lake_runs/{method}/{run}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        gpu=1 if ON_GPU else 0,
+    script:
+        "../scripts/lake_runs.py"

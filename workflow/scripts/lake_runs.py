@@ -1,0 +1,16 @@
+"""Snakemake glue for `maml.lake.score_model`: one model on Lake's 20 one-shot runs."""
+
+import os
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from maml.files import write_json  # noqa: E402
+from maml.lake import read_runs, score_model  # noqa: E402
+from maml.predict import load_model  # noqa: E402
+
+result = score_model(load_model(snakemake.input.model), read_runs(snakemake.input.runs))
+print(f"error on Lake's runs: {result['error_percent']:.2f}%")
+write_json(snakemake.output[0], result)
