@@ -263,7 +263,12 @@ def main() -> None:
 
     paddle.set_device("cpu")
     torch.set_num_threads(THREADS)
-    images = load_omniglot(args.data).images
+    from maml.data import DataError
+
+    try:
+        images = load_omniglot(args.data).images
+    except DataError as error:
+        parser.error(str(error))
     train_part = load_split(args.split_file)["parts"]["train"]
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{THREADS} threads; Python {sys.version.split()[0]}, Paddle {paddle.__version__}, "

@@ -146,3 +146,67 @@ def _assert_partition(parts, total):
     for i in range(3):
         for j in range(i + 1, 3):
             assert not sets[i] & sets[j]
+
+
+def _zip_with(path, members: dict):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_the_same_archive_twice_is_refused(archives):
+    twice = {"images_background": archives["images_evaluation"],
+             "images_evaluation": archives["images_evaluation"]}
+    with pytest.raises(data.DataError, match="unexpected layout at images_evaluation/.* "
+                                             r"\(expected images_background/"):
+        data.preprocess(twice, progress=False)
+
+
+def test_an_empty_archive_is_refused(tmp_path, archives):
+    empty = _zip_with(tmp_path / "images_background.zip", {})
+    with pytest.raises(data.DataError, match="holds 0 alphabets and 0 characters; the official "
+                                             "images_background archive has 30 and 964"):
+        data.preprocess({**archives, "images_background": empty}, progress=False)
+
+
+def test_an_archive_missing_a_character_is_refused(tmp_path, archives):
+    with zipfile.ZipFile(archives["images_evaluation"]) as archive:
+        members = {m: archive.read(m) for m in archive.namelist()
+                   if m.endswith(".png") and "/character01/" not in m}
+    partial = _zip_with(tmp_path / "images_evaluation.zip", members)
+    with pytest.raises(data.DataError, match="characters; the official images_evaluation "
+                                             "archive has 20 and 659"):
+        data.preprocess({**archives, "images_evaluation": partial}, progress=False)
+
+
+def test_drawings_of_another_size_are_refused():
+    import cv2
+
+    png = cv2.imencode(".png", np.full((50, 60), 255, np.uint8))[1].tobytes()
+    with pytest.raises(data.DataError, match="x.png: 60x50 pixels, expected 105x105"):
+        data.decode_image(png, "x.png", raw_size=105)
+
+
+def test_cli_prepare_refuses_two_copies_and_writes_nothing(tmp_path, archives):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for name in data.ARCHIVES:
+        (folder / f"{name}.zip").write_bytes(archives["images_evaluation"].read_bytes())
+    md5 = data.md5sum(folder / "images_evaluation.zip")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "maml", "prepare", "--source", str(folder),
+                             "--md5", md5, md5, "--out-dir", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "unexpected layout" in result.stderr
+    assert not (out / "omniglot28.npz").exists() and not (out / "splits").exists()
+
+
+def test_a_missing_data_file_says_how_to_make_it(tmp_path):
+    with pytest.raises(data.DataError, match="omniglot28.npz: no preprocessed Omniglot file "
+                                             "here; prepare the data first: `python -m maml"):
+        data.load_omniglot(tmp_path / "omniglot28.npz")
+    result = subprocess.run([sys.executable, "-m", "maml", "train", "--data",
+                             str(tmp_path / "omniglot28.npz")], capture_output=True, text=True)
+    assert result.returncode == 2 and "python -m maml prepare" in result.stderr
+    assert "Traceback" not in result.stderr

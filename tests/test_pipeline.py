@@ -20,7 +20,8 @@ from conftest import MD5, REPO, SOURCE
 
 # The small offline config (config/offline-small.yaml), its archives taken from the tests' source.
 SMALL = {**yaml.safe_load((REPO / "config" / "offline-small.yaml").read_text()),
-         "data": {"source": str(Path(SOURCE).resolve()), "md5": MD5}}
+         "data": {"source": str(Path(SOURCE).resolve()), "md5": MD5,
+                  "runs_source": str(Path(SOURCE).resolve())}}
 
 
 def snakemake(workdir, *args, config=None, check=True, **kwargs):
@@ -79,7 +80,7 @@ def test_table_holds_the_evaluation_files_numbers(finished):
 
 
 def test_figures_provenance_logs_and_benchmarks(finished):
-    for figure in ("validation_curves.png", "accuracy_vs_steps.png"):
+    for figure in ("validation_curves.png", "accuracy_vs_steps.png", "accuracy_vs_cpu_hours.png"):
         assert (finished / "results" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
     provenance = json.loads((finished / "results" / "provenance.json").read_text())
     assert len(provenance["commit"]) == 40
@@ -90,7 +91,7 @@ def test_figures_provenance_logs_and_benchmarks(finished):
     assert "cpu_settings" in provenance["machine"]
     for rule in ("train", "evaluate"):
         assert (finished / f"logs/{rule}/finn/maml++/5way1shot/seed0.log").exists()
-        assert (finished / f"benchmarks/{rule}/finn/maml++/5way1shot/seed0.tsv").exists()
+        assert (finished / f"logs/benchmarks/{rule}/finn/maml++/5way1shot/seed0.tsv").exists()
 
 
 def test_models_have_their_methods_parameters(finished):
@@ -114,6 +115,13 @@ def test_html_report_shows_table_and_figures(finished):
 
 def test_lint_is_clean(finished):
     assert "Congratulations" in snakemake(finished, "--lint").stdout
+
+
+def test_snakefmt_is_clean():
+    files = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_everything_up_to_date_after_a_run(finished):
@@ -201,7 +209,9 @@ def test_until_stops_at_the_rule(tmp_path):
     ({"test_tasks": 0}, "0 is less than the minimum of 1"),
     ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "overrides": {"k_query": 30}}}},
      "extra run long: k_shot + k_query = 31"),
-    ({"extra_runs": {"long": {"cell": "5way1shot"}}}, "'seed' is a required property"),
+    ({"extra_runs": {"long": {"cell": "5way1shot"}}}, "is not valid under any of the given"),
+    ({"extra_runs": {"long": {"cell": "101way1shot", "seed": 0, "split": "lake"}}},
+     "extra run long: n_way: 101 exceeds the 100 classes of the 'val' part of split 'lake'"),
     ({"extra_runs": {"grid": {"cell": "5way1shot", "seed": 0}}}, "extra run grid: the name 'grid'"),
     ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "preset": "fast"}}},
      "'fast' is not one of"),
@@ -243,6 +253,33 @@ def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
         for job in provenance["jobs"]]
 
 
+LAKE = {**SMALL, "extra_runs": {"lake": {"cell": "20way1shot", "split": "lake", "seeds": [0, 1]}}}
+
+
+def test_lake_split_models_are_scored_on_lakes_runs(finished, tmp_path):
+    workdir = tmp_path / "workflow"
+    shutil.copytree(finished, workdir, symlinks=True)
+    assert planned_jobs(workdir, config=LAKE) == {
+        "download_one_shot_runs": 1, "train": 2, "evaluate": 2, "lake_runs": 2,
+        "aggregate": 1, "all": 1}
+    snakemake(workdir, "--cores", "2", config=LAKE)
+    errors = []
+    for seed in (0, 1):
+        folder = workdir / f"results/runs/lake/maml/20way1shot/lake-seed{seed}"
+        assert json.loads((folder / "train.json").read_text())["settings"]["split"] == "lake"
+        result = json.loads((folder / "lake_runs.json").read_text())
+        assert result["runs"] == 20 and len(result["per_run_accuracy"]) == 20
+        errors.append(result["error_percent"])
+    table = pd.read_csv(workdir / "results" / "lake_runs.csv")
+    assert table.model[0] == "this code: maml, lake (lake split, 2 seeds)"
+    assert table.error_percent[0] == pytest.approx(np.mean(errors))
+    assert list(table.error_percent[1:]) == [4.5, 3.3, 8.0, 13.5, 13.7, 38.8]
+    markdown = (workdir / "results" / "lake_runs.md").read_text()
+    assert "Bayesian Program Learning | 3.3" in markdown and "A test set" in markdown
+    main = pd.read_csv(workdir / "results" / "table.csv")
+    assert ("20way1shot", "maml", "lake") in set(zip(main.cell, main.method, main.run))
+
+
 def test_schema_fills_defaults(tmp_path):
     """A config with only the data source plans the paper's four cells and three seeds."""
     jobs = planned_jobs(tmp_path, config={"data": SMALL["data"]})
@@ -270,6 +307,31 @@ def _interrupt_during_training(workdir, sig):
     process.wait(timeout=60)
     assert not (workdir / "results/runs/finn/maml/5way1shot/seed0/train.json").exists(), \
         "training finished before it could be interrupted"
+
+
+def test_killing_snakemake_alone_needs_only_the_same_command_again(tmp_path, uninterrupted):
+    """kill -9 of the Snakemake process while its training job runs on and finishes: the
+    outputs are marked incomplete, and the next run (after run.sh's unlock) reruns that job."""
+    (tmp_path / "test-config.yaml").write_text(yaml.safe_dump(RESUME))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(tmp_path / "test-config.yaml"), "--cores", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = tmp_path / "results" / "state" / "finn" / "maml" / "5way1shot" / "seed0"
+    deadline = time.time() + 300
+    while not list(state.glob("*.npz")) and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)  # Snakemake alone; its job runs on
+    process.wait(timeout=60)
+    summary = tmp_path / "results/runs/finn/maml/5way1shot/seed0/train.json"
+    while not summary.exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert summary.exists(), "the orphaned training job did not finish"
+    time.sleep(2)
+    snakemake(tmp_path, "--unlock")
+    snakemake(tmp_path, "--cores", "1")  # no --rerun-incomplete: the workflow profile says so
+    pd.testing.assert_frame_equal(_curve(tmp_path), _curve(uninterrupted))
+    assert (tmp_path / "results" / "table.md").exists()
 
 
 def _curve(workdir):

@@ -158,3 +158,38 @@ def test_run_names_round_trip(seed, label, name):
 def test_bad_run_name_rejected(name):
     with pytest.raises(SettingsError, match="not a run name"):
         parse_run(name)
+
+
+def test_resume_with_other_settings_is_refused(prepared, tmp_path):
+    state = tmp_path / "checkpoint.npz"
+    run(prepared, tmp_path / "a", 10, state_path=state)
+    with pytest.raises(SettingsError, match="checkpoint.npz: written by a run with other"):
+        run(prepared, tmp_path / "b", 20, state_path=state, resume=True, s={"inner_lr": 0.1})
+    assert not (tmp_path / "b" / "train.json").exists()
+
+
+def test_cli_rejects_zero_way_and_zero_shot(prepared):
+    for flag in ("--n_way", "--k_spt"):
+        result = subprocess.run([sys.executable, "-m", "maml", "train", flag, "0"],
+                                capture_output=True, text=True)
+        assert result.returncode == 2, flag
+        assert "must be positive, got 0" in result.stderr
+
+
+def test_cli_evaluate_uses_the_models_settings_and_refuses_others(prepared, tmp_path):
+    common = ["--data", str(prepared["data_path"]),
+              "--split-file", str(prepared["splits"]["finn"])]
+    subprocess.run([sys.executable, "-m", "maml", "train", "--n_way", "20", "--k_spt", "1",
+                    "--k_query", "1", "--task_num", "2", "--glob_update_step", "1",
+                    "--glob_base_lr", "0.1", "--epochs", "2", "--val_every", "2",
+                    "--val_tasks", "2", "--out-dir", str(tmp_path), *common], check=True,
+                   capture_output=True)
+    evaluate_cmd = [sys.executable, "-m", "maml", "evaluate", "--model",
+                    str(tmp_path / "model.npz"), "--num-tasks", "3", *common]
+    wrong = subprocess.run([*evaluate_cmd, "--n_way", "5"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "--n_way 5 does not match the model" in wrong.stderr
+    assert not (tmp_path / "eval.json").exists()
+    subprocess.run([*evaluate_cmd, "--glob_update_step_test", "2"], check=True,
+                   capture_output=True)
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["n_way"] == 20 and result["inner_lr"] == 0.1 and result["inner_steps"] == 2

@@ -30,6 +30,9 @@ OFFICIAL_MD5 = {
 }
 DRAWERS = 20
 IMAGE_SIZE = 28
+RAW_SIZE = 105  # the archives' drawings are 105 x 105
+# What each official archive holds: (alphabets, characters).
+CONTENTS = {"images_background": (30, 964), "images_evaluation": (20, 659)}
 SPLITS = ("finn", "lake")
 VALIDATION_CHARACTERS = 100
 
@@ -120,26 +123,57 @@ class Omniglot:
         return len(self.char_id)
 
 
-def _decode(png: bytes, size: int) -> np.ndarray:
-    raw = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+def decode_image(encoded: bytes, name: str = "an image in the archive",
+                 size: int = IMAGE_SIZE, raw_size: int | None = None) -> np.ndarray:
+    """An encoded image (PNG, JPEG, BMP, ... of any size) as the network sees a drawing:
+    grayscale, inverted (stroke = 1, background = 0), area-resized to size x size, in [0, 1].
+    The one preprocessing of Omniglot's archives, Lake's one-shot runs and `predict`'s images."""
+    raw = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
     if raw is None:
-        raise DataError("an image in the archive cannot be decoded")
+        raise DataError(f"{name}: cannot be decoded as an image")
+    if raw_size is not None and raw.shape != (raw_size, raw_size):
+        raise DataError(f"{name}: {raw.shape[1]}x{raw.shape[0]} pixels, expected "
+                        f"{raw_size}x{raw_size} as in the official archives")
     stroke = 1.0 - raw.astype(np.float32) / 255.0
     small = cv2.resize(stroke, (size, size), interpolation=cv2.INTER_AREA)
     return np.clip(small, 0.0, 1.0)
 
 
-def read_archive(path: str | os.PathLike, size: int = IMAGE_SIZE, progress: bool = True):
-    """Yield (char_id, alphabet, character, drawer images) for each character of an archive."""
+def check_dark_on_light(image: np.ndarray, name: str) -> None:
+    """Refuse a drawing that is not dark strokes on a light background (as Omniglot's are):
+    after `decode_image`'s inversion its border, the background, must be mostly dark."""
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    if border.mean() > 0.5:
+        raise DataError(f"{name}: looks like light strokes on a dark background (mean border "
+                        f"{border.mean():.2f} after inversion); Omniglot's drawings are dark on "
+                        "light, so invert the image first")
+
+
+def read_archive(path: str | os.PathLike, size: int = IMAGE_SIZE, progress: bool = True,
+                 subset: str | None = None):
+    """Yield (char_id, alphabet, character, drawer images) for each character of an archive.
+
+    With `subset` (images_background or images_evaluation), first check that the archive
+    holds what that official archive holds: its top folder, its numbers of alphabets and
+    characters (each with 20 drawings of 105 x 105 pixels)."""
     path = Path(path)
     with zipfile.ZipFile(path) as archive:
         names = sorted(n for n in archive.namelist() if n.endswith(".png"))
         groups: dict[tuple[str, str], list[str]] = {}
         for member in names:
             parts = member.split("/")
-            if len(parts) != 4:
-                raise DataError(f"{path.name}: unexpected layout at {member}")
+            if len(parts) != 4 or (subset and parts[0] != subset):
+                raise DataError(f"{path.name}: unexpected layout at {member}"
+                                + (f" (expected {subset}/<alphabet>/<character>/<image>)"
+                                   if subset else ""))
             groups.setdefault((parts[1], parts[2]), []).append(member)
+        if subset:
+            alphabets, characters = CONTENTS[subset]
+            found = (len({a for a, _ in groups}), len(groups))
+            if found != (alphabets, characters):
+                raise DataError(f"{path.name}: holds {found[0]} alphabets and {found[1]} "
+                                f"characters; the official {subset} archive has {alphabets} "
+                                f"and {characters}")
         for (alphabet, character), members in tqdm(
                 sorted(groups.items()), desc=path.name, unit="char", disable=not progress):
             if len(members) != DRAWERS:
@@ -148,7 +182,8 @@ def read_archive(path: str | os.PathLike, size: int = IMAGE_SIZE, progress: bool
             ids = {Path(m).name.split("_")[0] for m in members}
             if len(ids) != 1:
                 raise DataError(f"{path.name}: {alphabet}/{character} mixes IDs {sorted(ids)}")
-            images = np.stack([_decode(archive.read(m), size) for m in members])
+            images = np.stack([decode_image(archive.read(m), m, size,
+                                            RAW_SIZE if subset else None) for m in members])
             yield int(ids.pop()), alphabet, character, images
 
 
@@ -157,9 +192,14 @@ def preprocess(archives: dict[str, str | os.PathLike], size: int = IMAGE_SIZE,
     """Decode, invert and area-resize every drawing, ordered by official character ID."""
     rows = []
     for subset in ARCHIVES:
-        for char_id, alphabet, character, images in read_archive(archives[subset], size, progress):
+        for char_id, alphabet, character, images in read_archive(archives[subset], size, progress,
+                                                                 subset):
             rows.append((char_id, alphabet, character, subset.removeprefix("images_"), images))
     rows.sort(key=lambda row: row[0])
+    ids = [row[0] for row in rows]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"the archives repeat character IDs ({len(ids)} characters, "
+                        f"{len(set(ids))} distinct IDs): is one archive given twice?")
     return Omniglot(
         images=np.stack([row[4] for row in rows]).astype(np.float32),
         char_id=np.array([row[0] for row in rows], dtype=np.int32),
@@ -173,7 +213,18 @@ def save_omniglot(data: Omniglot, path: str | os.PathLike) -> None:
     save_arrays(path, {field: getattr(data, field) for field in Omniglot.__dataclass_fields__})
 
 
+PREPARE_HINT = ("prepare the data first: `python -m maml prepare` (official archives; offline: "
+                "--source ../shared/omniglot --md5 <background> <evaluation>) or "
+                "`./run.sh pipeline --until split`")
+
+
+def _require(path: str | os.PathLike, what: str) -> None:
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no {what} here; {PREPARE_HINT}")
+
+
 def load_omniglot(path: str | os.PathLike) -> Omniglot:
+    _require(path, "preprocessed Omniglot file")
     arrays = load_arrays(path)
     return Omniglot(**{field: arrays[field] for field in Omniglot.__dataclass_fields__})
 
@@ -211,4 +262,5 @@ def save_split(split: dict, path: str | os.PathLike) -> None:
 
 
 def load_split(path: str | os.PathLike) -> dict:
+    _require(path, "split file")
     return read_json(path)

@@ -12,14 +12,26 @@ from pathlib import Path
 import numpy as np
 
 
+class FileFormatError(RuntimeError):
+    """A file this project wrote cannot be read back; the message names it and what to do."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call `write(handle)` on a temporary file beside `path`, then rename it into place."""
+    """Call `write(handle)` on a temporary file beside `path`, then rename it into place, with
+    the permissions an ordinary open() would give (mkstemp's are owner-only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -35,8 +47,12 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def read_json(path: str | os.PathLike):
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise FileFormatError(f"{path}: not valid JSON ({error}); delete it and rerun the step "
+                              "that writes it") from None
 
 
 def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -56,5 +72,12 @@ def save_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as arrays:
-        return {key: arrays[key] for key in arrays.files}
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise FileFormatError(f"{path}: not a readable .npz file of this project ({error}); "
+                              "delete it and rerun the step that writes it (a checkpoint: "
+                              "training then starts again from the beginning)") from None

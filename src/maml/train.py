@@ -25,6 +25,7 @@ from maml.files import load_arrays, save_arrays, write_json, write_text
 from maml import inner
 from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_weights
 from maml.model import Params, arrays_to_params, params_to_arrays
+from maml.settings import SettingsError, fingerprint
 from maml.tasks import TaskSampler
 
 CURVE_COLUMNS = ("iteration", "loss", "accuracy", "val_accuracy", "elapsed_s")
@@ -63,23 +64,30 @@ class Checkpoint:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
-    def save(self, params, best, adam: Adam, rng, iteration, curve, best_val) -> None:
+    def save(self, params, best, adam: Adam, rng, iteration, curve, best_val,
+             settings_key: str | None = None) -> None:
         arrays = {**params_to_arrays(params, "param/"), **params_to_arrays(best, "best/")}
         arrays.update({f"adam_m/{k}": v for k, v in adam.m.items()})
         arrays.update({f"adam_v/{k}": v for k, v in adam.v.items()})
         meta = {"iteration": iteration, "adam_step": adam.step_count, "best_val": best_val,
-                "rng": rng.bit_generator.state, "curve": curve}
+                "rng": rng.bit_generator.state, "curve": curve,
+                "settings_key": settings_key}
         arrays["meta"] = np.array(json.dumps(meta))
         save_arrays(self.path, arrays)
 
-    def load(self, params, best, adam: Adam, rng):
+    def load(self, params, best, adam: Adam, rng, settings_key: str | None = None):
+        """Restore the state; refuse a checkpoint written with other training settings."""
         arrays = load_arrays(self.path)
+        meta = json.loads(str(arrays["meta"]))
+        if meta.get("settings_key", settings_key) != settings_key:
+            raise SettingsError(f"{self.path}: written by a run with other training settings; "
+                                "resuming would mislabel the result. Delete it to start again, "
+                                "or give this run its own --state / --out-dir")
         for name, p in arrays_to_params(arrays, "param/").items():
             params[name].set_value(p.numpy())
         best.update(arrays_to_params(arrays, "best/"))
         adam.m = {k[len("adam_m/"):]: v for k, v in arrays.items() if k.startswith("adam_m/")}
         adam.v = {k[len("adam_v/"):]: v for k, v in arrays.items() if k.startswith("adam_v/")}
-        meta = json.loads(str(arrays["meta"]))
         adam.step_count = meta["adam_step"]
         rng.bit_generator.state = meta["rng"]
         return meta["iteration"], meta["curve"], meta["best_val"]
@@ -109,7 +117,8 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     adam = Adam(params, settings["meta_lr"])
     start, curve, best_val = 0, [], -1.0
     if resume and checkpoint.path.exists():
-        start, curve, best_val = checkpoint.load(params, best, adam, rng)
+        start, curve, best_val = checkpoint.load(params, best, adam, rng,
+                                                    resume_key(settings))
 
     elapsed0 = curve[-1]["elapsed_s"] if curve else 0.0
     clock = time.perf_counter()
@@ -138,7 +147,8 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
                         val=f"{best_val:.3f}")
         if (iteration + 1) % settings["checkpoint_every"] == 0 or done:
-            checkpoint.save(params, best, adam, rng, iteration + 1, curve, best_val)
+            checkpoint.save(params, best, adam, rng, iteration + 1, curve, best_val,
+                            resume_key(settings))
 
     summary = {"settings": settings, "iterations": settings["iterations"], "resumed_from": start,
                "best_val_accuracy": best_val,
@@ -147,6 +157,12 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     write_text(out_dir / "curve.csv", curve_csv(curve))
     write_json(out_dir / "train.json", summary)
     return summary
+
+
+def resume_key(settings: dict) -> str:
+    """What a checkpoint must match to be resumed: the training settings, except the number of
+    iterations (a run may be resumed to train longer)."""
+    return fingerprint({**settings, "iterations": None})
 
 
 def meta_lr(settings: dict, iteration: int) -> float:

@@ -1,19 +1,19 @@
 rule download:
     output:
         "resources/omniglot/{archive}.zip",
-    params:
-        source=config["data"]["source"],
-        md5=lambda wildcards: config["data"]["md5"][wildcards.archive],
     log:
         "logs/download/{archive}.log",
     benchmark:
-        "benchmarks/download/{archive}.tsv"
+        "logs/benchmarks/download/{archive}.tsv"
     conda:
         ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=10,
+    params:
+        source=config["data"]["source"],
+        md5=lambda wildcards: config["data"]["md5"][wildcards.archive],
     script:
         "../scripts/download.py"
 
@@ -27,7 +27,7 @@ rule preprocess:
     log:
         "logs/preprocess.log",
     benchmark:
-        "benchmarks/preprocess.tsv"
+        "logs/benchmarks/preprocess.tsv"
     conda:
         ENV
     threads: 1
@@ -46,7 +46,7 @@ rule split:
     log:
         "logs/split/{split}.log",
     benchmark:
-        "benchmarks/split/{split}.tsv"
+        "logs/benchmarks/split/{split}.tsv"
     conda:
         ENV
     threads: 1

@@ -6,15 +6,10 @@ rule train:
         model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
         curve="results/runs/{split}/{method}/{cell}/{run}/curve.csv",
         summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
-    params:
-        settings=lambda wildcards: training_settings(settings_for(wildcards)),
-        # resume state lives outside the outputs, which Snakemake deletes before a rerun
-        state=lambda wildcards: f"results/state/{wildcards.split}/{wildcards.method}/"
-        f"{wildcards.cell}/{wildcards.run}/{fingerprint(settings_for(wildcards))}.npz",
     log:
         "logs/train/{split}/{method}/{cell}/{run}.log",
     benchmark:
-        "benchmarks/train/{split}/{method}/{cell}/{run}.tsv"
+        "logs/benchmarks/train/{split}/{method}/{cell}/{run}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -22,6 +17,11 @@ rule train:
         mem_mb=4000,
         runtime=24 * 60,
         gpu=1 if ON_GPU else 0,
+    params:
+        settings=lambda wildcards: training_settings(settings_for(wildcards)),
+        # resume state lives outside the outputs, which Snakemake deletes before a rerun
+        state=lambda wildcards: f"results/state/{wildcards.split}/{wildcards.method}/"
+        f"{wildcards.cell}/{wildcards.run}/{fingerprint(settings_for(wildcards))}.npz",
     script:
         "../scripts/train.py"
 
@@ -34,14 +34,10 @@ rule evaluate:
         split="resources/omniglot/splits/{split}.json",
     output:
         "results/runs/{split}/{method}/{cell}/{run}/eval.json",
-    params:
-        settings=settings_for,
-        num_tasks=config["test_tasks"],
-        test_seed=config["test_seed"],
     log:
         "logs/evaluate/{split}/{method}/{cell}/{run}.log",
     benchmark:
-        "benchmarks/evaluate/{split}/{method}/{cell}/{run}.tsv"
+        "logs/benchmarks/evaluate/{split}/{method}/{cell}/{run}.tsv"
     conda:
         ENV
     threads: config["threads"]
@@ -49,5 +45,9 @@ rule evaluate:
         mem_mb=3000,
         runtime=120,
         gpu=1 if ON_GPU else 0,
+    params:
+        settings=settings_for,
+        num_tasks=config["test_tasks"],
+        test_seed=config["test_seed"],
     script:
         "../scripts/evaluate.py"

@@ -1,0 +1,53 @@
+"""Files the project writes are readable by others, and unreadable ones are named in errors."""
+
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from maml.files import FileFormatError, load_arrays, read_json, save_arrays, write_json
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_written_files_have_the_modes_open_would_give(tmp_path, umask_022):
+    write_json(tmp_path / "a.json", {"x": 1})
+    save_arrays(tmp_path / "b.npz", {"w": np.zeros(3)})
+    for name in ("a.json", "b.npz"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.npz"]  # no temp files
+
+
+def test_corrupt_json_is_named(tmp_path):
+    (tmp_path / "eval.json").write_text('{"accuracy": 0.9')
+    with pytest.raises(FileFormatError, match=r"eval.json: not valid JSON .* delete it"):
+        read_json(tmp_path / "eval.json")
+
+
+def test_corrupt_npz_is_named(tmp_path):
+    (tmp_path / "checkpoint.npz").write_bytes(os.urandom(300))
+    with pytest.raises(FileFormatError, match=r"checkpoint.npz: not a readable .npz file"):
+        load_arrays(tmp_path / "checkpoint.npz")
+
+
+def test_cli_names_a_model_of_random_bytes(tmp_path):
+    (tmp_path / "model.npz").write_bytes(os.urandom(300))
+    result = subprocess.run([sys.executable, "-m", "maml", "predict", "--model",
+                             str(tmp_path / "model.npz"), "--support", str(tmp_path),
+                             "--query", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "train.json: not found" in result.stderr  # predict needs the run's settings first
+    (tmp_path / "train.json").write_text('{"settings": {}}')
+    result = subprocess.run([sys.executable, "-m", "maml", "predict", "--model",
+                             str(tmp_path / "model.npz"), "--support", str(tmp_path),
+                             "--query", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "model.npz: not a readable .npz file" in result.stderr
