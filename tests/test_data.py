@@ -1,6 +1,5 @@
 """Download verification, preprocessing and splits, on the real archives."""
 
-import shutil
 import subprocess
 import sys
 import zipfile

@@ -1,5 +1,6 @@
 """`predict` on real Omniglot images, its errors, and Lake's one-shot runs' answer key."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -106,8 +107,12 @@ def test_mismatched_n_way_is_refused_clearly(model, archives, tmp_path):
 
 def test_bad_support_sets_are_refused(model, archives, tmp_path):
     write_task(archives, tmp_path, 0)
-    with pytest.raises(DataError, match="at least two classes, found 1"):
+    with pytest.raises(DataError, match="no class sub-folders; a support folder holds one"):
         predict(model, next((tmp_path / "support").iterdir()), [tmp_path / "query"])
+    single = tmp_path / "single"
+    shutil.copytree(next((tmp_path / "support").iterdir()), single / "only-class")
+    with pytest.raises(DataError, match="at least two classes, found 1"):
+        predict(model, single, [tmp_path / "query"])
     broken = next((tmp_path / "support").iterdir()) / "broken.png"
     broken.write_bytes(b"not an image at all")
     with pytest.raises(DataError, match="broken.png: cannot be decoded as an image"):

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,16 @@ def test_cli_evaluate_uses_the_models_settings_and_refuses_others(prepared, tmp_
                    capture_output=True)
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["n_way"] == 20 and result["inner_lr"] == 0.1 and result["inner_steps"] == 2
+
+
+def test_methods_are_named_alike_in_settings_presets_and_schema():
+    import yaml
+
+    from maml.settings import METHODS, presets
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
+                            .read_text())
+    assert tuple(presets()) == METHODS
+    assert tuple(schema["properties"]["methods"]["items"]["enum"]) == METHODS
+    extra = schema["properties"]["extra_runs"]["additionalProperties"]["properties"]
+    assert tuple(extra["method"]["enum"]) == METHODS

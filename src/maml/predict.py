@@ -76,6 +76,9 @@ def support_set(source: str | os.PathLike) -> tuple[list[Path], list[str]]:
     source = Path(source)
     if source.is_dir():
         paths, labels = [], []
+        if not any(p.is_dir() for p in source.iterdir()):
+            raise DataError(f"{source}: no class sub-folders; a support folder holds one "
+                            "sub-folder of images per class")
         for folder in sorted(p for p in source.iterdir() if p.is_dir()):
             files = _image_files(folder)
             if not files:

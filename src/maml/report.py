@@ -123,32 +123,49 @@ def _series_label(method: str, run: str) -> str:
     return method if run == GRID else f"{method}, {run}"
 
 
-def plot_validation_curves(curves, summaries, path) -> None:
-    """One panel per cell, one line per method and run: the mean over seeds, shaded from the
-    lowest to the highest seed. A log iteration axis where runs differ much in length (an
-    extra run beside the grid), so both stay readable."""
+def _validation_curves(curves, summaries) -> dict:
+    """{cell: {method and run: [each seed's validation rows of curve.csv, by iteration]}}."""
     cells = {}
     for curve_path, summary_path in zip(curves, summaries):
         settings = read_json(summary_path)["settings"]
-        frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"])
+        frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"]).set_index("iteration")
         label = _series_label(_method(settings), _run_label(curve_path))
-        cells.setdefault(_cell(settings), {}).setdefault(label, []).append(
-            frame.set_index("iteration")["val_accuracy"])
+        cells.setdefault(_cell(settings), {}).setdefault(label, []).append(frame)
+    return _in_paper_order(cells)
+
+
+def _in_paper_order(cells: dict) -> dict:
+    """Panels in the paper's order of cells (others after)."""
+    order = list(PAPER)
+    return dict(sorted(cells.items(), key=lambda item: order.index(item[0])
+                       if item[0] in order else len(order)))
+
+
+def _log_axis_if_spread(ax, lengths) -> None:
+    """A log x axis where the lines' lengths differ much (an extra run beside the grid), so
+    short and long lines both stay readable."""
+    if max(lengths) > 4 * min(lengths):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def plot_validation_curves(curves, summaries, path) -> None:
+    """One panel per cell, one line per method and run: the mean over seeds, shaded from the
+    lowest to the highest seed."""
+    cells = _validation_curves(curves, summaries)
     fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
     for ax, (cell, series) in zip(axes[0], cells.items()):
         lengths = []
-        for label, seeds in series.items():
-            values = 100 * pd.concat(seeds, axis=1)
+        for label, frames in series.items():
+            values = 100 * pd.concat([f["val_accuracy"] for f in frames], axis=1)
             mean = values.mean(axis=1)
-            lines = ax.plot(mean.index, mean, marker=".", label=f"{label} ({len(seeds)})")
-            if len(seeds) > 1:
+            lines = ax.plot(mean.index, mean, marker=".", label=f"{label} ({len(frames)})")
+            if len(frames) > 1:
                 ax.fill_between(mean.index, values.min(axis=1), values.max(axis=1),
                                 color=lines[0].get_color(), alpha=0.15)
             lengths.append(mean.index.max())
-        if max(lengths) > 4 * min(lengths):
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        _log_axis_if_spread(ax, lengths)
         ax.set(title=cell, xlabel="meta-iteration", ylabel="validation accuracy (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="method (seeds)", title_fontsize=7)
@@ -159,18 +176,17 @@ def plot_validation_curves(curves, summaries, path) -> None:
 def plot_accuracy_vs_cpu_hours(curves, summaries, path, threads: int = 1) -> None:
     """One panel per cell: validation accuracy against training CPU-hours (elapsed time x
     threads), one line per method and run (mean over seeds), the paper's number as a line."""
-    cells = {}
-    for curve_path, summary_path in zip(curves, summaries):
-        settings = read_json(summary_path)["settings"]
-        frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"]).set_index("iteration")
-        label = _series_label(_method(settings), _run_label(curve_path))
-        cells.setdefault(_cell(settings), {}).setdefault(label, []).append(frame)
+    cells = _validation_curves(curves, summaries)
     fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
     for ax, (cell, series) in zip(axes[0], cells.items()):
+        lengths = []
         for label, frames in series.items():
             hours = pd.concat([f["elapsed_s"] for f in frames], axis=1).mean(axis=1)
+            hours = hours * threads / 3600
             accuracy = pd.concat([f["val_accuracy"] for f in frames], axis=1).mean(axis=1)
-            ax.plot(hours * threads / 3600, 100 * accuracy, marker=".", label=label)
+            ax.plot(hours, 100 * accuracy, marker=".", label=label)
+            lengths.append(hours.max())
+        _log_axis_if_spread(ax, lengths)
         if cell in PAPER:
             ax.axhline(PAPER[cell][0], color="black", linestyle="--", linewidth=1,
                        label="paper (test)")
@@ -190,6 +206,7 @@ def plot_accuracy_vs_steps(evals, summaries, path) -> None:
         label = _series_label(_method(read_json(summary_path)["settings"]),
                               _run_label(eval_path))
         cells.setdefault(_cell(result), {}).setdefault(label, []).append(result)
+    cells = _in_paper_order(cells)
     fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
     for ax, (cell, series) in zip(axes[0], cells.items()):
         for label, results in series.items():

@@ -51,6 +51,7 @@ SPLIT_SIZES = {"finn": {"train": 1100, "val": 100, "test": 423},
 POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
             "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every", "val_tasks",
             "checkpoint_every", "msl_iterations", "meta_lr_min")
+# The method families of presets.yaml (and the schema's enum; a test ties the three together).
 METHODS = ("maml", "fomaml", "maml++")
 
 
@@ -192,6 +193,10 @@ def extra_method(extra: dict) -> str:
     return extra.get("method", DEFAULTS["method"])
 
 
+def extra_split(config: dict, extra: dict) -> str:
+    return extra.get("split", config["split"])
+
+
 def extra_seeds(extra: dict) -> list[int]:
     """An extra run's seeds: `seeds`, or its one `seed`."""
     return list(extra["seeds"]) if "seeds" in extra else [extra["seed"]]
@@ -203,7 +208,7 @@ def grid_runs(config: dict) -> list[tuple[str, str, str, str]]:
     grid = [(config["split"], method, cell, run_name(seed))
             for method in config.get("methods", ["maml"])
             for cell in config["cells"] for seed in config["seeds"]]
-    return grid + [(extra.get("split", config["split"]), extra_method(extra), extra["cell"],
+    return grid + [(extra_split(config, extra), extra_method(extra), extra["cell"],
                     run_name(seed, label))
                    for label, extra in config.get("extra_runs", {}).items()
                    for seed in extra_seeds(extra)]
@@ -222,7 +227,7 @@ def run_settings(config: dict, method: str, cell: str, run: str,
         return cell_settings(config, method, cell, seed)
     extra = config.get("extra_runs", {}).get(label)
     if (extra is None or extra["cell"] != cell or seed not in extra_seeds(extra)
-            or extra_method(extra) != method or extra.get("split", config["split"]) != split):
+            or extra_method(extra) != method or extra_split(config, extra) != split):
         raise SettingsError(f"extra_runs: no run {label!r} of method {method}, cell {cell} "
                             f"with seed {seed} on split {split}")
     own = {**config, "preset": extra.get("preset", config["preset"]),
@@ -245,7 +250,7 @@ def check_config(config: dict) -> None:
                 raise SettingsError(f"the name {GRID!r} is the table's label for the grid's runs")
             for seed in extra_seeds(extra):
                 run_settings(config, extra_method(extra), extra["cell"], run_name(seed, label),
-                             extra.get("split", config["split"]))
+                             extra_split(config, extra))
         except SettingsError as error:
             raise SettingsError(f"config, extra run {label}: {error}") from None
 

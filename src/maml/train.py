@@ -15,7 +15,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-import paddle
 from tqdm import tqdm
 
 from maml.data import load_omniglot, load_split
