@@ -260,7 +260,7 @@ def test_lake_split_models_are_scored_on_lakes_runs(finished, tmp_path):
     workdir = tmp_path / "workflow"
     shutil.copytree(finished, workdir, symlinks=True)
     assert planned_jobs(workdir, config=LAKE) == {
-        "download_one_shot_runs": 1, "train": 2, "evaluate": 2, "lake_runs": 2,
+        "download_one_shot_runs": 1, "split": 1, "train": 2, "evaluate": 2, "lake_runs": 2,
         "aggregate": 1, "all": 1}
     snakemake(workdir, "--cores", "2", config=LAKE)
     errors = []

@@ -42,15 +42,17 @@ def slurm(tmp_path_factory):
     state = tmp_path_factory.mktemp("slurm")
     started = subprocess.run([str(REPO / "tests/slurm/start.sh"), str(state)],
                              capture_output=True, text=True)
-    if started.returncode == 3:
-        pytest.skip(started.stderr.strip())
-    assert started.returncode == 0, started.stdout + started.stderr
-    env = {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
-    yield env
-    stopped = subprocess.run([str(REPO / "tests/slurm/stop.sh"), str(state)],
-                             capture_output=True, text=True)
-    assert stopped.returncode == 0, stopped.stderr
-    assert not subprocess.run(["pgrep", "-f", str(state)], capture_output=True).stdout
+    try:
+        if started.returncode == 3:
+            pytest.skip(started.stderr.strip())
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield {**os.environ, "SLURM_CONF": str(state / "slurm.conf")}
+    finally:  # no daemon is left behind, whatever happened
+        stopped = subprocess.run([str(REPO / "tests/slurm/stop.sh"), str(state)],
+                                 capture_output=True, text=True)
+        assert stopped.returncode == 0, stopped.stderr
+        daemons = f"^(slurmctld|slurmd|slurmstepd|munged) .*{state}"
+        assert not subprocess.run(["pgrep", "-f", daemons], capture_output=True).stdout
 
 
 def through_slurm(workdir, env, *args, config=None, check=True, **kwargs):

@@ -50,6 +50,15 @@ PartitionName=cpu Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 
 export SLURM_CONF="$state/slurm.conf"
+# Job steps (srun inside a batch job) do not see SLURM_CONF: slurmd drops it from the job's
+# environment, so the job's srun looks in /etc/slurm. Link this config there, unless a real
+# Slurm configuration is present (then this test Slurm would shadow it: stop).
+if [ -e /etc/slurm/slurm.conf ] && [ "$(readlink /etc/slurm/slurm.conf)" != "$SLURM_CONF" ]; then
+    echo "start.sh: /etc/slurm/slurm.conf exists; not overriding a real Slurm configuration" >&2
+    exit 3
+fi
+mkdir -p /etc/slurm
+ln -sfn "$SLURM_CONF" /etc/slurm/slurm.conf
 munge_key="$state/munge/munge.key"
 [ -f "$munge_key" ] || { dd if=/dev/urandom bs=1 count=1024 of="$munge_key" 2> /dev/null; chmod 400 "$munge_key"; }
 munged --key-file="$munge_key" --socket="$state/munge/munge.socket" \

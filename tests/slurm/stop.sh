@@ -8,8 +8,9 @@ export SLURM_CONF="$state/slurm.conf"
 for pidfile in "$state/spool/slurmd.pid" "$state/ctld/slurmctld.pid" "$state/munge/munged.pid"; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2> /dev/null
 done
+[ "$(readlink /etc/slurm/slurm.conf 2> /dev/null)" = "$SLURM_CONF" ] && rm -f /etc/slurm/slurm.conf
 for _ in $(seq 30); do
-    left=$(pgrep -f -- "$state" || true)
+    left=$(pgrep -f -- "^(slurmctld|slurmd|slurmstepd|munged) .*$state" || true)
     [ -z "$left" ] && exit 0
     sleep 1
 done
