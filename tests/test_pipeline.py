@@ -291,8 +291,8 @@ RESUME = {**SMALL, "methods": ["maml"], "cells": ["5way1shot"], "seeds": [0],
                         "val_every": 50}}
 
 
-def _interrupt_during_training(workdir, sig):
-    """Start the pipeline, wait for a training checkpoint, then deliver `sig` to it all."""
+def _start_and_wait_for_a_checkpoint(workdir) -> subprocess.Popen:
+    """Start the pipeline on RESUME in its own session; return once training checkpointed."""
     (workdir / "test-config.yaml").write_text(yaml.safe_dump(RESUME))
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
@@ -302,6 +302,12 @@ def _interrupt_during_training(workdir, sig):
     deadline = time.time() + 300
     while not list(state.glob("*.npz")) and time.time() < deadline:
         time.sleep(0.2)
+    return process
+
+
+def _interrupt_during_training(workdir, sig):
+    """Start the pipeline, wait for a training checkpoint, then deliver `sig` to it all."""
+    process = _start_and_wait_for_a_checkpoint(workdir)
     time.sleep(1.0)
     os.killpg(process.pid, sig)
     process.wait(timeout=60)
@@ -312,18 +318,11 @@ def _interrupt_during_training(workdir, sig):
 def test_killing_snakemake_alone_needs_only_the_same_command_again(tmp_path, uninterrupted):
     """kill -9 of the Snakemake process while its training job runs on and finishes: the
     outputs are marked incomplete, and the next run (after run.sh's unlock) reruns that job."""
-    (tmp_path / "test-config.yaml").write_text(yaml.safe_dump(RESUME))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "test-config.yaml"), "--cores", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    state = tmp_path / "results" / "state" / "finn" / "maml" / "5way1shot" / "seed0"
-    deadline = time.time() + 300
-    while not list(state.glob("*.npz")) and time.time() < deadline:
-        time.sleep(0.2)
+    process = _start_and_wait_for_a_checkpoint(tmp_path)
     os.kill(process.pid, signal.SIGKILL)  # Snakemake alone; its job runs on
     process.wait(timeout=60)
     summary = tmp_path / "results/runs/finn/maml/5way1shot/seed0/train.json"
+    deadline = time.time() + 300
     while not summary.exists() and time.time() < deadline:
         time.sleep(0.5)
     assert summary.exists(), "the orphaned training job did not finish"
