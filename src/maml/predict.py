@@ -25,7 +25,7 @@ from maml.data import DataError, check_dark_on_light, decode_image
 from maml.files import load_arrays, read_json
 from maml.meta import adaptation
 from maml.model import Params, arrays_to_params, forward
-from maml.settings import DEFAULTS
+from maml.settings import with_defaults
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                   ".ppm")
@@ -49,7 +49,7 @@ def load_model(path: str | os.PathLike) -> Model:
         raise DataError(f"{summary}: not found; a model is adapted with the inner-loop settings "
                         "its training run wrote beside it")
     params = arrays_to_params(load_arrays(path))
-    return Model(params, {**DEFAULTS, **read_json(summary)["settings"]})
+    return Model(params, with_defaults(read_json(summary)["settings"]))
 
 
 def read_images(paths: list[str | os.PathLike]) -> np.ndarray:

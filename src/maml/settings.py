@@ -114,6 +114,12 @@ def resolve(n_way: int, k_shot: int, preset: str | None = None, method: str | No
     return settings
 
 
+def with_defaults(settings: dict) -> dict:
+    """A run's settings with every key: a model trained before a setting existed gets its
+    default (what it was trained with)."""
+    return {**DEFAULTS, **settings}
+
+
 def training_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in EVALUATION_KEYS}
 
