@@ -9,10 +9,12 @@ from snakemake.utils import min_version, validate
 # The workflow and its scripts use the `maml` package of this checkout's src/.
 sys.path.insert(0, f"{workflow.basedir}/src")
 
+from maml.data import ARCHIVES, data_config
 from maml.settings import (
     CELL_PATTERN,
     METHODS,
     RUN_PATTERN,
+    SPLITS,
     check_config,
     fingerprint,
     grid_runs,
@@ -27,6 +29,7 @@ configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+config["data"] = data_config(config["data"])
 check_config(config)
 
 

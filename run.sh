@@ -26,11 +26,26 @@ clear_stale_lock() {  # a run killed by SIGKILL leaves Snakemake's lock behind
     .venv/bin/snakemake --unlock --cores 1 "$@" > /dev/null
 }
 
+check_config_files() {  # Snakemake reports a YAML syntax error without file or line
+    local files=() collecting=0 arg
+    [ -f config.yaml ] && files+=(config.yaml)
+    for arg in "$@"; do
+        case "$arg" in
+            --configfile|--configfiles) collecting=1 ;;
+            --configfile=*|--configfiles=*) files+=("${arg#*=}"); collecting=0 ;;
+            -*) collecting=0 ;;
+            *) if [ "$collecting" = 1 ]; then files+=("$arg"); fi ;;
+        esac
+    done
+    .venv/bin/python -m maml check-yaml "${files[@]}"
+}
+
 command="${1:-}"
 shift || true
 case "$command" in
     pipeline)
         setup pipeline
+        check_config_files "$@"
         clear_stale_lock "$@"
         exec .venv/bin/snakemake --cores all "$@"
         ;;

@@ -26,8 +26,10 @@ import statistics
 import sys
 import time
 
+from maml.cpu import configure  # noqa: E402
+
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
-os.environ["OMP_NUM_THREADS"] = str(THREADS)  # before Paddle and PyTorch are imported
+CPU_SETTINGS = configure(threads=THREADS)  # before Paddle and PyTorch are imported
 # Paddle's Intel OpenMP threads otherwise spin for 200 ms after each parallel region, taking a
 # core from the PyTorch side that runs next (its GEMM row measured 3.1-3.4 ms instead of 0.5).
 os.environ.setdefault("KMP_BLOCKTIME", "0")
@@ -38,7 +40,6 @@ import torch  # noqa: E402
 import torch.nn.functional as TF  # noqa: E402
 
 from maml.data import load_omniglot, load_split  # noqa: E402
-from maml import cpu  # noqa: E402
 from maml import inner  # noqa: E402
 from maml.meta import (as_tensors, init_meta_params, meta_gradient,  # noqa: E402
                        multi_step_weights)
@@ -272,7 +273,7 @@ def main() -> None:
     train_part = load_split(args.split_file)["parts"]["train"]
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{THREADS} threads; Python {sys.version.split()[0]}, Paddle {paddle.__version__}, "
-          f"PyTorch {torch.__version__}; maml.cpu settings: {cpu.SETTINGS or 'none'}\n")
+          f"PyTorch {torch.__version__}; maml.cpu settings: {CPU_SETTINGS or 'none'}\n")
     if not (args.no_kernels or args.check_only):
         kernels()
     print("| method:preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "

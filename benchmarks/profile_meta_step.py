@@ -13,7 +13,9 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("BENCH_THREADS", "1"))
+from maml.cpu import configure  # noqa: E402
+
+configure(threads=int(os.environ.get("BENCH_THREADS", "1")))  # before Paddle is imported
 
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402

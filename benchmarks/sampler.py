@@ -7,10 +7,11 @@ meta-batch of 32 at a time as training does, and one task at a time as evaluatio
 """
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+from maml.cpu import configure
+
+configure(threads=1)
 
 import numpy as np  # noqa: E402
 

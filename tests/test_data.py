@@ -209,3 +209,17 @@ def test_a_missing_data_file_says_how_to_make_it(tmp_path):
                              str(tmp_path / "omniglot28.npz")], capture_output=True, text=True)
     assert result.returncode == 2 and "python -m maml prepare" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_source_is_one_line_naming_the_file(tmp_path):
+    """A closed local port: the download fails at once, offline as in CI."""
+    dest = tmp_path / "images_background.zip"
+    result = subprocess.run(
+        [sys.executable, "-m", "maml", "fetch", "images_background", "--source",
+         "http://127.0.0.1:9/omniglot", "--md5", "1" * 32, "--out", str(dest)],
+        capture_output=True, text=True)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "images_background.zip: could not download it from http://127.0.0.1:9" in errors[0]
+    assert list(tmp_path.iterdir()) == []  # nothing half-fetched left behind

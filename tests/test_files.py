@@ -51,3 +51,42 @@ def test_cli_names_a_model_of_random_bytes(tmp_path):
                              "--query", str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "model.npz: not a readable .npz file" in result.stderr
+
+
+WRITER = """
+import sys, time
+from maml.files import atomic_write
+
+def write(handle):
+    handle.write(b"partial")
+    handle.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+
+atomic_write(sys.argv[1], write)
+"""
+
+
+def _writer_mid_write(target):
+    """A process stopped in the middle of writing `target` (it prints once its bytes are out)."""
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE,
+                              text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    return writer
+
+
+def test_a_write_killed_midway_leaves_nothing_behind_after_the_next_write(tmp_path):
+    target = tmp_path / "checkpoint.npz"
+    killed, running = _writer_mid_write(target), _writer_mid_write(target)
+    killed.kill()
+    killed.wait()
+    try:
+        assert len(list(tmp_path.iterdir())) == 2 and not target.exists()
+        save_arrays(target, {"a": np.arange(3)})
+        # the killed writer's partial file is gone; the running writer's is left alone
+        hidden = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.npz"]
+        assert len(hidden) == 1 and hidden[0].startswith(f".checkpoint.npz.pid{running.pid}.")
+        assert load_arrays(target)["a"].tolist() == [0, 1, 2]
+    finally:
+        running.kill()
+        running.wait()

@@ -193,10 +193,12 @@ def test_until_stops_at_the_rule(tmp_path):
      "k_shot + test_k_query = 21"),
     ({"cells": ["101way1shot"]}, "n_way: 101 exceeds the 100 classes of the 'val' part"),
     ({"split": "lake", "cells": ["101way1shot"]}, "n_way: 101 exceeds"),
-    ({"preset": "fast"}, "'fast' is not one of ['paper', 'reference', 'laptop']"),
+    ({"preset": "fast"}, "method maml, cell 5way1shot: preset: method maml has no preset 'fast'"),
+    ({"split": "finnn"}, "split: unknown split 'finnn'; choose one of ['finn', 'lake']"),
     ({"preset": "reference"}, "method maml++, cell 5way1shot: preset: method maml++ has no "
                               "preset 'reference'"),
-    ({"methods": ["reptile"]}, "'reptile' is not one of ['maml', 'fomaml', 'maml++']"),
+    ({"methods": ["reptile"]}, "method: unknown method 'reptile'; choose one of ['maml', "
+                               "'fomaml', 'maml++']"),
     ({"overrides": {"lslr": "no"}}, "lslr: must be a bool, got 'no'"),
     ({"overrides": {"iterations": "10"}}, "iterations: must be a int, got '10'"),
     ({"overrides": {"method": "fomaml"}}, "overrides: method set by the config's own keys"),
@@ -207,6 +209,7 @@ def test_until_stops_at_the_rule(tmp_path):
     ({"overrides": {"inner_stepz": 1}}, "unknown setting(s): inner_stepz"),
     ({"cells": ["5way"]}, "'5way' does not match"),
     ({"test_tasks": 0}, "0 is less than the minimum of 1"),
+    ({"test_tasks": 10 ** 11}, "100000000000 is greater than the maximum of 100000"),
     ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "overrides": {"k_query": 30}}}},
      "extra run long: k_shot + k_query = 31"),
     ({"extra_runs": {"long": {"cell": "5way1shot"}}}, "is not valid under any of the given"),
@@ -214,7 +217,9 @@ def test_until_stops_at_the_rule(tmp_path):
      "extra run long: n_way: 101 exceeds the 100 classes of the 'val' part of split 'lake'"),
     ({"extra_runs": {"grid": {"cell": "5way1shot", "seed": 0}}}, "extra run grid: the name 'grid'"),
     ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "preset": "fast"}}},
-     "'fast' is not one of"),
+     "extra run long: preset: method maml has no preset 'fast'"),
+    ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "split": "lak"}}},
+     "extra run long: split: unknown split 'lak'"),
 ])
 def test_impossible_config_rejected_before_any_job(tmp_path, change, message):
     result = snakemake(tmp_path, "--dry-run", config={**SMALL, **change}, check=False)

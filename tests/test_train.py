@@ -196,14 +196,83 @@ def test_cli_evaluate_uses_the_models_settings_and_refuses_others(prepared, tmp_
     assert result["n_way"] == 20 and result["inner_lr"] == 0.1 and result["inner_steps"] == 2
 
 
-def test_methods_are_named_alike_in_settings_presets_and_schema():
+def test_names_and_limits_are_stated_once():
+    """Methods are presets.yaml's families, splits the split sizes' keys; the schema names
+    neither (the config checks use these) and states the task limit as settings does."""
     import yaml
 
-    from maml.settings import METHODS, presets
+    from maml.settings import MAX_TASKS, METHODS, SPLITS
 
-    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
-                            .read_text())
-    assert tuple(presets()) == METHODS
-    assert tuple(schema["properties"]["methods"]["items"]["enum"]) == METHODS
-    extra = schema["properties"]["extra_runs"]["additionalProperties"]["properties"]
-    assert tuple(extra["method"]["enum"]) == METHODS
+    assert METHODS == ("maml", "fomaml", "maml++") and SPLITS == ("finn", "lake")
+    text = (Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text()
+    assert "enum" not in text and "68d2efa1" not in text
+    assert yaml.safe_load(text)["properties"]["test_tasks"]["maximum"] == MAX_TASKS
+
+
+def test_cli_train_writes_outside_the_committed_results(prepared, tmp_path):
+    subprocess.run([sys.executable, "-m", "maml", "train", "--epochs", "2", "--task_num", "2",
+                    "--k_query", "1", "--val_every", "2", "--val_tasks", "2",
+                    "--glob_update_step_test", "1",
+                    "--data", str(prepared["data_path"]),
+                    "--split-file", str(prepared["splits"]["finn"])],
+                   cwd=tmp_path, check=True, capture_output=True)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert written == [f"output/runs/finn/maml/5way1shot/seed0/{name}" for name in
+                       ("checkpoint.npz", "curve.csv", "model.npz", "train.json")]
+    ignored = subprocess.run(["git", "check-ignore", "-q", "output/runs/x/checkpoint.npz"],
+                             cwd=Path(__file__).resolve().parents[1])
+    assert ignored.returncode == 0
+
+
+def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_starts_again(prepared, tmp_path):
+    run(prepared, tmp_path / "straight", 10)
+    state = tmp_path / "state" / "checkpoint.npz"
+    state.parent.mkdir()
+    state.write_bytes(b"not a zip file")
+    summary = run(prepared, tmp_path / "again", 10, state_path=state, resume=True)
+    assert summary["resumed_from"] == 0
+    assert curve(tmp_path / "again") == curve(tmp_path / "straight")
+    assert (state.parent / "checkpoint.npz.unreadable").read_bytes() == b"not a zip file"
+
+
+def test_a_cosine_schedule_is_not_resumed_with_another_length(prepared, tmp_path):
+    state = tmp_path / "checkpoint.npz"
+    cosine = {"cosine_meta_lr": True, "meta_lr_min": 1e-5}
+    run(prepared, tmp_path / "a", 10, state_path=state, s=cosine)
+    with pytest.raises(SettingsError, match="written by a run with other"):
+        run(prepared, tmp_path / "b", 20, state_path=state, resume=True, s=cosine)
+
+
+def test_a_yaml_syntax_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "settings.yaml"
+    bad.write_text("n_way: 5\nk_shot: [1\nmeta_batch: 4\n")
+    result = subprocess.run([sys.executable, "-m", "maml", "train", "--config", str(bad)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{bad}: line 3, column 11: not valid YAML" in result.stderr
+
+
+def test_run_sh_checks_config_files_before_snakemake(tmp_path):
+    """Snakemake says only 'Config file is not valid JSON or YAML'."""
+    bad = tmp_path / "extra.yaml"
+    bad.write_text("seeds: [0\n")
+    repo = Path(__file__).resolve().parents[1]
+    for args in (["--configfile", "config/offline-data.yaml", str(bad)],
+                 [f"--configfile={bad}"]):
+        result = subprocess.run([str(repo / "run.sh"), "pipeline", *args, "-n"],
+                                capture_output=True, text=True)
+        assert result.returncode == 2, args
+        assert f"error: {bad}: line 2" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("num_tasks", ["0", "100000000000"])
+def test_cli_evaluate_refuses_impossible_task_counts(prepared, tmp_path, num_tasks):
+    run(prepared, tmp_path, 2)
+    result = subprocess.run([sys.executable, "-m", "maml", "evaluate", "--model",
+                             str(tmp_path / "model.npz"), "--num-tasks", num_tasks,
+                             "--data", str(prepared["data_path"]),
+                             "--split-file", str(prepared["splits"]["finn"])],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"num_tasks: a number of tasks from 1 to 100000, got {num_tasks}" in result.stderr
+    assert not (tmp_path / "eval.json").exists()

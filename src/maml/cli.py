@@ -11,10 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
+from maml.settings import METHODS, SPLITS
 
 RESOURCES = Path("resources/omniglot")
 DEFAULT_DATA = RESOURCES / "omniglot28.npz"
+# Where `train` writes without --out-dir: outside results/, whose runs are the pipeline's
+# (committed) and must not be overwritten by an experiment from the shell; git ignores it.
+DEFAULT_OUTPUT = Path("output/runs")
 
 
 def _flag_settings(args) -> dict:
@@ -36,11 +39,11 @@ def _flag_settings(args) -> dict:
 
 def _settings_from(args) -> dict:
     """Preset < config file < command-line flags."""
-    from maml.settings import resolve
+    from maml.settings import read_yaml, resolve
 
     file_settings = {}
     if args.config:
-        file_settings = yaml.safe_load(Path(args.config).read_text()) or {}
+        file_settings = read_yaml(args.config) or {}
     flags = _flag_settings(args)
     merged = {**file_settings, **{k: v for k, v in flags.items() if v is not None}}
     n_way, k_shot = merged.pop("n_way", 5), merged.pop("k_shot", 1)
@@ -54,7 +57,7 @@ def _settings_from(args) -> dict:
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cell and hyperparameters (reference reproduction's names)")
     group.add_argument("--config", help="YAML file of settings (flags override it)")
-    group.add_argument("--method", choices=("maml", "fomaml", "maml++"),
+    group.add_argument("--method", choices=METHODS,
                        help="maml (default), fomaml or maml++: a family of presets")
     group.add_argument("--preset", help="paper, reference or laptop: the method's preset of "
                        "that name (see maml/presets.yaml)")
@@ -71,7 +74,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=int, help="meta-iterations (one meta-batch each)")
     group.add_argument("--first_order", action="store_true", help="first-order MAML")
     group.add_argument("--seed", type=int)
-    group.add_argument("--split_name", choices=("finn", "lake"))
+    group.add_argument("--split_name", choices=SPLITS)
     group.add_argument("--val_every", type=int)
     group.add_argument("--val_tasks", type=int)
     group.add_argument("--checkpoint_every", type=int)
@@ -105,7 +108,7 @@ def cmd_split(args) -> None:
 
 def cmd_prepare(args) -> None:
     """Fetch, preprocess and split in one go, for use without Snakemake."""
-    from maml.data import (ARCHIVES, OFFICIAL_MD5, SPLITS, fetch_archive, make_split,
+    from maml.data import (ARCHIVES, OFFICIAL_MD5, fetch_archive, make_split,
                            preprocess, save_omniglot, save_split)
 
     md5 = dict(OFFICIAL_MD5)
@@ -123,8 +126,8 @@ def cmd_train(args) -> None:
     from maml.train import train
 
     settings = _settings_from(args)
-    out = Path(args.out_dir or f"results/runs/{settings['split']}/{settings['method']}/"
-               f"{settings['n_way']}way{settings['k_shot']}shot/seed{settings['seed']}")
+    out = Path(args.out_dir or DEFAULT_OUTPUT / settings["split"] / settings["method"] /
+               f"{settings['n_way']}way{settings['k_shot']}shot" / f"seed{settings['seed']}")
     summary = train(settings, args.data, _split_path(args, settings), out,
                     state_path=args.state, resume=args.resume)
     print(f"best validation accuracy {summary['best_val_accuracy']:.4f}; model in {out}")
@@ -194,12 +197,21 @@ def cmd_lake_runs(args) -> None:
     print(f"Lake's {result['runs']} one-shot runs: error {result['error_percent']:.2f}%")
 
 
+def cmd_check_yaml(args) -> None:
+    from maml.settings import read_yaml
+
+    for path in args.files:
+        read_yaml(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from maml.data import ARCHIVES
+
     parser = argparse.ArgumentParser(prog="maml", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fetch", help="copy or download one archive, verified by md5")
-    p.add_argument("name", choices=("images_background", "images_evaluation"))
+    p.add_argument("name", choices=ARCHIVES)
     p.add_argument("--source", required=True, help="URL, file:// URL or folder")
     p.add_argument("--md5", required=True)
     p.add_argument("--out", required=True)
@@ -213,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("split", help="character split (finn or lake) as JSON")
     p.add_argument("--data", required=True)
-    p.add_argument("--name", required=True, choices=("finn", "lake"))
+    p.add_argument("--name", required=True, choices=SPLITS)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_split)
@@ -233,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--split-file", help="default: resources/omniglot/splits/<split>.json")
         p.set_defaults(func=func)
     train_parser, eval_parser = sub.choices["train"], sub.choices["evaluate"]
-    train_parser.add_argument("--out-dir")
+    train_parser.add_argument("--out-dir", help=f"default: {DEFAULT_OUTPUT}/<split>/<method>/"
+                              "<cell>/seed<N>")
     train_parser.add_argument("--state", help="checkpoint path (default: in --out-dir)")
     train_parser.add_argument("--resume", action="store_true",
                               help="continue from the checkpoint if it exists")
@@ -258,10 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="inner steps (default: the model's test steps)")
     p.add_argument("--out", help="default: lake_runs.json beside the model")
     p.set_defaults(func=cmd_lake_runs)
+
+    p = sub.add_parser("check-yaml", help="say which file and line of YAML files does not parse "
+                       "(run.sh checks config files so, as Snakemake names neither)")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_check_yaml)
     return parser
 
 
 def main(argv=None) -> int:
+    from maml.cpu import configure
+
+    configure()  # before Paddle is imported
     args = build_parser().parse_args(argv)
     if getattr(args, "source", "") is None:
         from maml.data import OFFICIAL_SOURCE

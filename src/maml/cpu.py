@@ -1,4 +1,5 @@
-"""CPU settings that must be in place before Paddle's first matrix product (set on import).
+"""CPU settings that must be in place before Paddle is imported: `configure()`, called once by
+each entry point (the CLI, the pipeline's scripts, the benchmarks, the tests), never on import.
 
 Two things cost Paddle's CPU wheel a factor of two to three on an AMD processor, both measured
 in benchmarks/README.md: its GEMMs run in Intel MKL 2019, which on AMD takes a slow generic code
@@ -26,9 +27,23 @@ def is_amd() -> bool:
         return False
 
 
-def tune() -> dict:
-    """Apply both settings where they apply; returns the settings in effect, for provenance
-    (a job started by the pipeline inherits the variable from the Snakemake process)."""
+_applied: dict | None = None
+
+
+def configure(threads: int | None = None) -> dict:
+    """Apply the settings (and `threads`, if given, as OMP_NUM_THREADS) before Paddle is
+    imported; returns the settings in effect, for provenance. A second call changes nothing."""
+    global _applied
+    if _applied is None:
+        _applied = _tune()
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    return dict(_applied)
+
+
+def _tune() -> dict:
+    """Both settings where they apply (a job started by the pipeline inherits the variable
+    from the Snakemake process)."""
     if is_amd():
         os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
     effective = {name: os.environ[name] for name in ("MKL_DEBUG_CPU_TYPE", "MALLOC_MMAP_THRESHOLD_")
@@ -44,5 +59,3 @@ def tune() -> dict:
             effective["mallopt"] = f"mmap and trim thresholds {HEAP_LIMIT}"
     return effective
 
-
-SETTINGS = tune()

@@ -18,22 +18,28 @@ from urllib.request import url2pathname
 import cv2
 import numpy as np
 import pooch
+import requests
 from tqdm import tqdm
 
-from maml.files import load_arrays, read_json, save_arrays, write_json
+from maml.files import (load_arrays, read_json, remove_stale_temporaries, save_arrays,
+                        temporary_prefix, write_json)
+from maml.settings import SPLITS
 
 ARCHIVES = ("images_background", "images_evaluation")
+# The official addresses and md5 sums: the one place that states them (the pipeline's
+# `data` config defaults to them through `data_config`).
 OFFICIAL_SOURCE = "https://github.com/brendenlake/omniglot/raw/master/python"
+OFFICIAL_RUNS_SOURCE = f"{OFFICIAL_SOURCE}/one-shot-classification"  # Lake's all_runs.zip
 OFFICIAL_MD5 = {
     "images_background": "68d2efa1b9178cc56df9314c21c6e718",
     "images_evaluation": "6b91aef0f799c5bb55b94e3f2daec811",
+    "all_runs": "e8996daecdf12afeeb4a53a179f06b19",
 }
 DRAWERS = 20
 IMAGE_SIZE = 28
 RAW_SIZE = 105  # the archives' drawings are 105 x 105
 # What each official archive holds: (alphabets, characters).
 CONTENTS = {"images_background": (30, 964), "images_evaluation": (20, 659)}
-SPLITS = ("finn", "lake")
 VALIDATION_CHARACTERS = 100
 
 
@@ -78,6 +84,13 @@ def _local_path(source: str) -> Path | None:
     return Path(source)
 
 
+def data_config(given: dict) -> dict:
+    """The pipeline's `data` config with the official sources and md5 sums where it names
+    none."""
+    return {"source": OFFICIAL_SOURCE, "runs_source": OFFICIAL_RUNS_SOURCE, **given,
+            "md5": {**OFFICIAL_MD5, **given.get("md5", {})}}
+
+
 def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.PathLike,
                   retries: int = 3) -> Path:
     """Copy or download `<source>/<name>.zip` to `dest`, verified before it appears there.
@@ -88,7 +101,8 @@ def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.Path
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     filename = f"{name}.zip"
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".fetch-") as tmp:
+    remove_stale_temporaries(dest)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=temporary_prefix(dest)) as tmp:
         staged = Path(tmp) / filename
         folder = _local_path(source)
         if folder is not None:
@@ -99,7 +113,14 @@ def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.Path
         else:
             fetcher = pooch.create(path=tmp, base_url=source.rstrip("/") + "/",
                                    registry={filename: None}, retry_if_failed=retries)
-            fetcher.fetch(filename, progressbar=True)
+            try:
+                fetcher.fetch(filename, progressbar=True)
+            except (requests.RequestException, OSError) as error:
+                reason = str(error).splitlines()[0][:200]
+                raise DataError(f"{filename}: could not download it from {source} ({reason}); "
+                                "check the address and the network, or point the source at a "
+                                "folder holding the file (see config/offline-data.yaml)"
+                                ) from None
         verify_archive(staged, expected_md5)
         os.replace(staged, dest)
     return dest

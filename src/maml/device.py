@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import paddle
-
 
 class DeviceError(RuntimeError):
     """The requested device is not available to this Paddle build."""
@@ -11,6 +9,8 @@ class DeviceError(RuntimeError):
 
 def use_device(device: str) -> str:
     """`cpu`, `gpu` or `gpu:N`: set Paddle's device or explain why it cannot be used."""
+    import paddle  # here, so that commands without a model (fetch, split) do not load Paddle
+
     kind = device.split(":")[0]
     if kind == "gpu":
         if not paddle.is_compiled_with_cuda():

@@ -15,7 +15,7 @@ from maml.files import load_arrays
 from maml.inner import InnerLoop
 from maml.meta import adaptation_accuracies, as_tensors, task_groups
 from maml.model import Params, arrays_to_params
-from maml.settings import with_defaults
+from maml.settings import check_num_tasks, with_defaults
 from maml.tasks import TaskIndices, TaskSampler
 
 
@@ -40,6 +40,7 @@ def per_task_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler,
 def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,
              test_seed: int = 0, progress: bool = True) -> dict:
     """Adapt to each of `num_tasks` fixed test tasks for 0..test_inner_steps steps."""
+    check_num_tasks(num_tasks, "num_tasks")
     settings = with_defaults(settings)
     use_device(settings["device"])
     params = arrays_to_params(load_arrays(model_path))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -22,12 +24,45 @@ def _umask() -> int:
     return mask
 
 
+def temporary_prefix(path: Path, pid: int | None = None) -> str:
+    """The name prefix of a temporary file for `path` made by process `pid` (default: this
+    one), so that one left behind by a killed process can be recognised and removed."""
+    return f".{path.name}.pid{os.getpid() if pid is None else pid}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files (or folders) for `path` whose process is gone (a kill -9 mid-write);
+    returns them. Assumes writers of one path run on one machine, as a pipeline job does."""
+    stale = []
+    for candidate in path.parent.glob(glob.escape(f".{path.name}.pid") + "*"):
+        pid = candidate.name[len(f".{path.name}.pid"):].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            if candidate.is_dir():
+                shutil.rmtree(candidate, ignore_errors=True)
+            else:
+                candidate.unlink(missing_ok=True)
+            stale.append(candidate)
+    return stale
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call `write(handle)` on a temporary file beside `path`, then rename it into place, with
-    the permissions an ordinary open() would give (mkstemp's are owner-only)."""
+    the permissions an ordinary open() would give (mkstemp's are owner-only). Temporaries of
+    `path` left by a killed writer are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path))
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

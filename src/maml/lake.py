@@ -24,9 +24,6 @@ if TYPE_CHECKING:  # the report reads PUBLISHED without importing Paddle
 
 RUNS = 20
 WAYS = 20
-OFFICIAL_URL = ("https://github.com/brendenlake/omniglot/raw/master/python/"
-                "one-shot-classification/all_runs.zip")
-OFFICIAL_MD5 = "e8996daecdf12afeeb4a53a179f06b19"
 # Published error rates (%) on these 20 runs, for comparison only.
 PUBLISHED = (
     ("Humans", 4.5, "Lake et al. 2015, Science"),

@@ -101,21 +101,35 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
                              kind="stable")
 
 
+def _accuracy_over_seeds(row) -> str:
+    if row.seeds > 1:
+        return f"{row.accuracy:.2f} ± {row.ci95_seeds:.2f} ({row.seeds} seeds)"
+    return f"{row.accuracy:.2f} (1 seed)"
+
+
+# The markdown table's columns: header and how a row of `summarise` fills it (with the grid's
+# split, which a run on another split names).
+MARKDOWN_COLUMNS = (
+    ("cell", lambda row, split: row.cell),
+    ("method", lambda row, split: row.method),
+    ("run (preset)", lambda row, split: f"{row.run} ({row.preset}"
+     f"{'' if row.split == split else f'; {row.split} split'})"),
+    ("this code (mean ± 95% over seeds)", lambda row, split: _accuracy_over_seeds(row)),
+    ("per seed (± 95% over test tasks)", lambda row, split: row.per_seed),
+    ("iterations", lambda row, split: f"{row.iterations}"),
+    ("train CPU-hours/seed", lambda row, split: f"{row.train_cpu_hours:.2f}"),
+    ("ms/iteration", lambda row, split: f"{row.ms_per_iteration:.0f}"),
+    ("paper", lambda row, split: f"{row.paper:.1f} ± {row.paper_ci95:.1f}"),
+    ("reference", lambda row, split: f"{row.reference:.1f}"),
+)
+
+
 def markdown_table(table: pd.DataFrame, split: str) -> str:
     """The table in markdown; a run on another split than `split` (the grid's) says so."""
-    lines = ["| cell | method | run (preset) | this code (mean ± 95% over seeds) "
-             "| per seed (± 95% over test tasks) | iterations | train min/seed | ms/iteration "
-             "| paper | reference |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| " + " | ".join(header for header, _ in MARKDOWN_COLUMNS) + " |",
+             "|" + " --- |" * len(MARKDOWN_COLUMNS)]
     for row in table.itertuples():
-        spread = (f"{row.accuracy:.2f} ± {row.ci95_seeds:.2f} ({row.seeds} seeds)"
-                  if row.seeds > 1 else f"{row.accuracy:.2f} (1 seed)")
-        lines.append(
-            f"| {row.cell} | {row.method} | {row.run} ({row.preset}"
-            f"{'' if row.split == split else f'; {row.split} split'}) | {spread} "
-            f"| {row.per_seed} | {row.iterations} | {row.train_minutes:.1f} "
-            f"| {row.ms_per_iteration:.0f} "
-            f"| {row.paper:.1f} ± {row.paper_ci95:.1f} | {row.reference:.1f} |")
+        lines.append("| " + " | ".join(cell(row, split) for _, cell in MARKDOWN_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -254,7 +268,7 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
         "python": sys.version.split()[0],
         "packages": versions,
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpus": os.cpu_count(), "cpu_settings": cpu.SETTINGS},
+                    "cpus": os.cpu_count(), "cpu_settings": cpu.configure()},
         "jobs": runs[["cell", "method", "run", "seed", "iterations", "train_minutes",
                       "train_cpu_hours", "eval_minutes"]]
         .to_dict(orient="records"),

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from importlib import resources
+from pathlib import Path
 
 import yaml
 
@@ -48,11 +49,13 @@ DRAWERS = 20
 # Characters in each part of each split (see maml.data.make_split).
 SPLIT_SIZES = {"finn": {"train": 1100, "val": 100, "test": 423},
                "lake": {"train": 864, "val": 100, "test": 659}}
+SPLITS = tuple(SPLIT_SIZES)
 POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
             "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every", "val_tasks",
             "checkpoint_every", "msl_iterations", "meta_lr_min")
-# The method families of presets.yaml (and the schema's enum; a test ties the three together).
-METHODS = ("maml", "fomaml", "maml++")
+# The most tasks one evaluation may draw (600 take minutes; this many, hours). The schema's
+# test_tasks maximum is the same number (a test ties them).
+MAX_TASKS = 100_000
 
 
 # A cell's name, e.g. 20way5shot; the workflow constrains its wildcard with the same pattern.
@@ -69,6 +72,19 @@ class SettingsError(ValueError):
     """A setting is impossible; the message names the key."""
 
 
+def read_yaml(path: str | Path):
+    """A YAML file's contents; a syntax error names the file, line and column."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise SettingsError(f"{path}: cannot read it ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SettingsError(f"{path}:{where}: not valid YAML ({problem})") from None
+
+
 def presets() -> dict:
     """Each method's settings (`common`) and named presets, from presets.yaml, where a family
     may take another's presets (`like`) and put its own `common` settings under them."""
@@ -81,6 +97,10 @@ def presets() -> dict:
         resolved[method] = {"common": common,
                             "presets": {name: {**common, **p} for name, p in named.items()}}
     return resolved
+
+
+# The methods: the families of presets.yaml.
+METHODS = tuple(presets())
 
 
 def method_settings(method: str, preset: str | None, n_way: int, k_shot: int) -> dict:
@@ -141,6 +161,11 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     for key in POSITIVE:
         if not settings[key] > 0:
             raise SettingsError(f"{key}: must be positive, got {settings[key]}")
+    if settings["split"] not in SPLITS:
+        raise SettingsError(f"split: unknown split {settings['split']!r}; choose one of "
+                            f"{list(SPLITS)}")
+    if settings["val_tasks"] > MAX_TASKS:
+        raise SettingsError(f"val_tasks: at most {MAX_TASKS}, got {settings['val_tasks']}")
     for query in ("k_query", "test_k_query"):
         if settings["k_shot"] + settings[query] > DRAWERS:
             raise SettingsError(f"k_shot + {query} = {settings['k_shot'] + settings[query]} "
@@ -241,9 +266,16 @@ def run_settings(config: dict, method: str, cell: str, run: str,
     return cell_settings(own, method, cell, seed, split)
 
 
+def check_num_tasks(num_tasks, what: str = "test_tasks") -> None:
+    if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or not (
+            1 <= num_tasks <= MAX_TASKS):
+        raise SettingsError(f"{what}: a number of tasks from 1 to {MAX_TASKS}, got {num_tasks!r}")
+
+
 def check_config(config: dict) -> None:
     """Validate every method and cell of a pipeline config (and every overridden cell) before
     any job."""
+    check_num_tasks(config.get("test_tasks", 600))
     for method in config.get("methods", ["maml"]):
         for cell in dict.fromkeys([*config["cells"], *config.get("cell_overrides", {})]):
             try:

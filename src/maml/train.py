@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.evaluate import per_task_accuracies
-from maml.files import load_arrays, save_arrays, write_json, write_text
+from maml.files import FileFormatError, load_arrays, save_arrays, write_json, write_text
 from maml import inner
 from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_weights
 from maml.model import Params, arrays_to_params, params_to_arrays
@@ -116,8 +117,14 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     adam = Adam(params, settings["meta_lr"])
     start, curve, best_val = 0, [], -1.0
     if resume and checkpoint.path.exists():
-        start, curve, best_val = checkpoint.load(params, best, adam, rng,
-                                                    resume_key(settings))
+        try:
+            start, curve, best_val = checkpoint.load(params, best, adam, rng,
+                                                        resume_key(settings))
+        except FileFormatError as error:  # e.g. a disk filled mid-write: the run starts again
+            aside = checkpoint.path.with_name(checkpoint.path.name + ".unreadable")
+            os.replace(checkpoint.path, aside)
+            print(f"warning: {error}\nmoved it to {aside}; training starts from the beginning "
+                  "(the same seed gives the same run)", file=sys.stderr)
 
     elapsed0 = curve[-1]["elapsed_s"] if curve else 0.0
     clock = time.perf_counter()
@@ -160,7 +167,10 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
 
 def resume_key(settings: dict) -> str:
     """What a checkpoint must match to be resumed: the training settings, except the number of
-    iterations (a run may be resumed to train longer)."""
+    iterations (a run may be resumed to train longer), unless the outer rate's schedule
+    depends on it."""
+    if settings.get("cosine_meta_lr"):
+        return fingerprint(settings)
     return fingerprint({**settings, "iterations": None})
 
 

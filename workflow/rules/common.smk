@@ -4,8 +4,8 @@ ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
 
 
 wildcard_constraints:
-    archive="images_background|images_evaluation",
-    split="finn|lake",
+    archive="|".join(ARCHIVES),
+    split="|".join(SPLITS),
     method="|".join(re.escape(method) for method in METHODS),
     cell=CELL_PATTERN,
     run=RUN_PATTERN,

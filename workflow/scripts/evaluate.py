@@ -1,11 +1,13 @@
 """Snakemake glue for `maml.evaluate.evaluate`."""
 
-import os
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
-os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from maml.cpu import configure  # noqa: E402
+
+configure(threads=snakemake.threads)  # before Paddle is imported
 
 from maml.evaluate import evaluate  # noqa: E402
 from maml.files import write_json  # noqa: E402

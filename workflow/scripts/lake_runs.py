@@ -1,11 +1,13 @@
 """Snakemake glue for `maml.lake.score_model`: one model on Lake's 20 one-shot runs."""
 
-import os
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
-os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from maml.cpu import configure  # noqa: E402
+
+configure(threads=snakemake.threads)  # before Paddle is imported
 
 from maml.files import write_json  # noqa: E402
 from maml.lake import read_runs, score_model  # noqa: E402

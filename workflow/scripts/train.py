@@ -1,11 +1,13 @@
-"""Snakemake glue for `maml.train.train`; threads are set before Paddle is imported."""
+"""Snakemake glue for `maml.train.train`."""
 
-import os
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
-os.environ["OMP_NUM_THREADS"] = str(snakemake.threads)
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from maml.cpu import configure  # noqa: E402
+
+configure(threads=snakemake.threads)  # before Paddle is imported
 
 from pathlib import Path  # noqa: E402
 
