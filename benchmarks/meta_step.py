@@ -8,7 +8,9 @@ For each cell and method preset: first checks, in float64 on the same weights an
 sides give the same meta-loss and meta-gradient (to 1e-6 relative); then times the meta-gradient
 of one whole meta-batch in float32, alternating the two sides, and prints the medians, the
 Paddle/PyTorch ratio, the first-order ratio, each side's peak resident memory during its steps,
-and the sampler's time as a share of the Paddle meta-step.
+the sampler's time as a share of the Paddle meta-step, and the meta-step's FLOPs (PyTorch's
+FlopCounterMode on the same work: convolutions and matrix products), the rate Paddle achieves
+on them and its fraction of a large GEMM's rate measured in the same run.
 
 The PyTorch side is the per-task loop most MAML code uses: F.conv2d, F.batch_norm(training=True),
 F.cross_entropy and torch.autograd.grad(..., create_graph=True), written independently of this
@@ -151,6 +153,32 @@ def check_equal(settings: dict, batch) -> float:
     return worst
 
 
+def meta_step_flops(settings: dict, batch) -> float:
+    """FLOPs of one second-order meta-step: the convolutions and matrix products PyTorch's
+    FlopCounterMode counts on its side's run of the same work (element-wise ops not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params, _ = paddle_inputs(settings, batch, "float32")
+    t_params, t_tensors = torch_inputs(params, batch, "float32")
+    with FlopCounterMode(display=False) as counter:
+        torch_meta_gradient(t_params, settings, *t_tensors, False, step_weights(settings))
+    return float(counter.get_total_flops())
+
+
+def gemm_rate(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a size^3 float32 GEMM in Paddle on this run's threads: the machine's matrix
+    rate, against which each meta-step's rate is given as a fraction."""
+    rng = np.random.default_rng(0)
+    a, b = (paddle.to_tensor(rng.random((size, size), np.float32)) for _ in range(2))
+    paddle.matmul(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        paddle.matmul(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * size ** 3 / statistics.median(times) / 1e9
+
+
 def peak_rss_mb() -> float:
     with open("/proc/self/status") as handle:
         for line in handle:
@@ -276,9 +304,14 @@ def main() -> None:
           f"PyTorch {torch.__version__}; maml.cpu settings: {CPU_SETTINGS or 'none'}\n")
     if not (args.no_kernels or args.check_only):
         kernels()
+    peak = None if args.check_only else gemm_rate()
+    if peak:
+        print(f"GEMM 2048^3 float32, Paddle: {peak:.1f} GFLOP/s (the rate the last column is a "
+              "fraction of)\n")
     print("| method:preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "
-          "| first-order ratio | peak MB Paddle / PyTorch | sampler share |")
-    print("| --- " * 10 + "|")
+          "| first-order ratio | peak MB Paddle / PyTorch | sampler share "
+          "| GFLOP/step | Paddle GFLOP/s | of GEMM rate |")
+    print("| --- " * 13 + "|")
     for method_preset in args.presets:
         method, preset = method_preset.split(":")
         for cell in args.cells:
@@ -291,7 +324,7 @@ def main() -> None:
             check = check_equal(settings, check_batch)
             if args.check_only:
                 print(f"| {method_preset} | {cell} | 2 x {settings['inner_steps']} "
-                      f"| {check:.1e} {'ok' if check < 1e-6 else 'MISMATCH'} |" + " |" * 6,
+                      f"| {check:.1e} {'ok' if check < 1e-6 else 'MISMATCH'} |" + " |" * 9,
                       flush=True)
                 continue
             times, peaks = race(settings, batch, args.repeats, False)
@@ -301,12 +334,14 @@ def main() -> None:
             for _ in range(10):
                 as_tensors(sampler.sample(rng, settings["meta_batch"]))
             sampling = (time.perf_counter() - start) / 10
+            gflop = meta_step_flops(settings, batch) / 1e9
             print(f"| {method_preset} | {cell} | {settings['meta_batch']} x {settings['inner_steps']} "
                   f"| {check:.1e} {'ok' if check < 1e-6 else 'MISMATCH'} "
                   f"| {1e3 * paddle_s:.0f} | {1e3 * torch_s:.0f} | {paddle_s / torch_s:.2f} "
                   f"| {first_order['paddle'] / first_order['torch']:.2f} "
                   f"| {peaks['paddle']:.0f} / {peaks['torch']:.0f} "
-                  f"| {100 * sampling / paddle_s:.2f}% |", flush=True)
+                  f"| {100 * sampling / paddle_s:.2f}% | {gflop:.1f} | {gflop / paddle_s:.1f} "
+                  f"| {gflop / paddle_s / peak:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

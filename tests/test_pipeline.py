@@ -274,6 +274,9 @@ def test_lake_split_models_are_scored_on_lakes_runs(finished, tmp_path):
         assert json.loads((folder / "train.json").read_text())["settings"]["split"] == "lake"
         result = json.loads((folder / "lake_runs.json").read_text())
         assert result["runs"] == 20 and len(result["per_run_accuracy"]) == 20
+        # adapted with the steps of the model's own evaluation (train.json has none)
+        evaluation = json.loads((folder / "eval.json").read_text())
+        assert result["inner_steps"] == evaluation["inner_steps"] == 2
         errors.append(result["error_percent"])
     table = pd.read_csv(workdir / "results" / "lake_runs.csv")
     assert table.model[0] == "this code: maml, lake (lake split, 2 seeds)"

@@ -276,3 +276,23 @@ def test_cli_evaluate_refuses_impossible_task_counts(prepared, tmp_path, num_tas
     assert result.returncode == 2
     assert f"num_tasks: a number of tasks from 1 to 100000, got {num_tasks}" in result.stderr
     assert not (tmp_path / "eval.json").exists()
+
+
+def test_test_time_settings_equal_their_training_counterparts_in_every_preset():
+    """What lets a pipeline model's train.json (training settings only) give evaluate,
+    predict and lake-runs its test-time settings (settings.with_defaults)."""
+    from maml.settings import TEST_COUNTERPARTS, presets, with_defaults
+
+    checked = 0
+    for method, family in presets().items():
+        for preset in family["presets"]:
+            for n_way in (5, 20):
+                for k_shot in (1, 5):
+                    settings = resolve(n_way, k_shot, preset, method)
+                    for key, counterpart in TEST_COUNTERPARTS.items():
+                        assert settings[key] == settings[counterpart], (method, preset, key)
+                    training_only = {k: v for k, v in settings.items()
+                                     if k not in TEST_COUNTERPARTS}
+                    assert with_defaults(training_only) == {**settings, "preset": preset}
+                    checked += 1
+    assert checked == 4 * 8  # four cells; maml and fomaml 3 presets each, maml++ 2

@@ -66,6 +66,9 @@ RUN_PATTERN = r"(?:[a-z][a-z0-9_]*-)?seed[0-9]+"
 GRID = "grid"
 # Keys that only evaluation reads: changing them must not retrain a model.
 EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
+# Each one's training counterpart: validation adapts with the same steps, training tasks have
+# the same query size.
+TEST_COUNTERPARTS = {"test_inner_steps": "val_inner_steps", "test_k_query": "k_query"}
 
 
 class SettingsError(ValueError):
@@ -136,8 +139,14 @@ def resolve(n_way: int, k_shot: int, preset: str | None = None, method: str | No
 
 def with_defaults(settings: dict) -> dict:
     """A run's settings with every key: a model trained before a setting existed gets its
-    default (what it was trained with)."""
-    return {**DEFAULTS, **settings}
+    default (what it was trained with). A test-time setting missing (a train.json holds the
+    training settings only, so that changing one does not retrain) takes its training
+    counterpart's value, which every preset sets equal (a test checks)."""
+    full = {**DEFAULTS, **settings}
+    for key, counterpart in TEST_COUNTERPARTS.items():
+        if key not in settings:
+            full[key] = full[counterpart]
+    return full
 
 
 def training_settings(settings: dict) -> dict:

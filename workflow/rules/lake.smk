@@ -36,5 +36,10 @@ rule lake_runs:
         mem_mb=2000,
         runtime=30,
         gpu=1 if ON_GPU else 0,
+    params:
+        # the run's test-time steps, as its evaluation uses (train.json has none)
+        steps=lambda wildcards: run_settings(
+            config, wildcards.method, "20way1shot", wildcards.run, "lake"
+        )["test_inner_steps"],
     script:
         "../scripts/lake_runs.py"
