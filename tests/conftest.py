@@ -23,8 +23,8 @@ from maml import data  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = os.environ.get("OMNIGLOT_SOURCE", str(REPO.parent / "shared" / "omniglot"))
 SHARED_COPY = yaml.safe_load((REPO / "config" / "offline-data.yaml").read_text())["data"]
-MD5 = (dict(zip(data.ARCHIVES, os.environ["OMNIGLOT_MD5"].split(",")))
-       if "OMNIGLOT_MD5" in os.environ else {name: SHARED_COPY["md5"][name] for name in data.ARCHIVES})
+MD5 = (dict(zip(data.ARCHIVES, os.environ["OMNIGLOT_MD5"].split(","))) if "OMNIGLOT_MD5" in
+       os.environ else {name: SHARED_COPY["md5"][name] for name in data.ARCHIVES})
 
 
 @pytest.fixture(scope="session")

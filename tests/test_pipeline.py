@@ -258,7 +258,8 @@ def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
         for job in provenance["jobs"]]
 
 
-LAKE = {**SMALL, "extra_runs": {"lake": {"cell": "20way1shot", "split": "lake", "seeds": [0, 1]}}}
+LAKE = {**SMALL, "extra_runs": {"lake": {"cell": "20way1shot", "split": "lake", "seeds": [0, 1],
+                                         "overrides": SMALL["overrides"]}}}
 
 
 def test_lake_split_models_are_scored_on_lakes_runs(finished, tmp_path):

@@ -41,8 +41,9 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
-    """Remove the temporary files (or folders) for `path` whose process is gone (a kill -9 mid-write);
-    returns them. Assumes writers of one path run on one machine, as a pipeline job does."""
+    """Remove the temporary files (or folders) for `path` whose process is gone (killed
+    mid-write); returns them. Assumes the writers of one path share a machine, as a pipeline
+    job's do."""
     stale = []
     for candidate in path.parent.glob(glob.escape(f".{path.name}.pid") + "*"):
         pid = candidate.name[len(f".{path.name}.pid"):].split(".")[0]
