@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from maml import cpu, lake  # noqa: E402
-from maml.files import read_json, write_json, write_text  # noqa: E402
+from maml.files import atomic_write, read_json, write_json, write_text  # noqa: E402
 from maml.settings import GRID, cell_name, parse_run  # noqa: E402
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
@@ -164,12 +164,23 @@ def _log_axis_if_spread(ax, lengths) -> None:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
+def _plot_panels(cells: dict, draw, path, xlabel: str, ylabel: str, **legend) -> None:
+    """One panel per cell, side by side: `draw(ax, cell, series)` draws a panel's lines."""
+    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
+    for ax, (cell, series) in zip(axes[0], cells.items()):
+        draw(ax, cell, series)
+        ax.set(title=cell, xlabel=xlabel, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, **legend)
+    fig.tight_layout()
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120))
+    plt.close(fig)
+
+
 def plot_validation_curves(curves, summaries, path) -> None:
     """One panel per cell, one line per method and run: the mean over seeds, shaded from the
     lowest to the highest seed."""
-    cells = _validation_curves(curves, summaries)
-    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
-    for ax, (cell, series) in zip(axes[0], cells.items()):
+    def draw(ax, cell, series):
         lengths = []
         for label, frames in series.items():
             values = 100 * pd.concat([f["val_accuracy"] for f in frames], axis=1)
@@ -180,19 +191,15 @@ def plot_validation_curves(curves, summaries, path) -> None:
                                 color=lines[0].get_color(), alpha=0.15)
             lengths.append(mean.index.max())
         _log_axis_if_spread(ax, lengths)
-        ax.set(title=cell, xlabel="meta-iteration", ylabel="validation accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, title="method (seeds)", title_fontsize=7)
-    fig.tight_layout()
-    _save_figure(fig, path)
+
+    _plot_panels(_validation_curves(curves, summaries), draw, path, "meta-iteration",
+                 "validation accuracy (%)", title="method (seeds)", title_fontsize=7)
 
 
 def plot_accuracy_vs_cpu_hours(curves, summaries, path, threads: int = 1) -> None:
     """One panel per cell: validation accuracy against training CPU-hours (elapsed time x
     threads), one line per method and run (mean over seeds), the paper's number as a line."""
-    cells = _validation_curves(curves, summaries)
-    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
-    for ax, (cell, series) in zip(axes[0], cells.items()):
+    def draw(ax, cell, series):
         lengths = []
         for label, frames in series.items():
             hours = pd.concat([f["elapsed_s"] for f in frames], axis=1).mean(axis=1)
@@ -204,11 +211,9 @@ def plot_accuracy_vs_cpu_hours(curves, summaries, path, threads: int = 1) -> Non
         if cell in PAPER:
             ax.axhline(PAPER[cell][0], color="black", linestyle="--", linewidth=1,
                        label="paper (test)")
-        ax.set(title=cell, xlabel="training CPU-hours", ylabel="validation accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save_figure(fig, path)
+
+    _plot_panels(_validation_curves(curves, summaries), draw, path, "training CPU-hours",
+                 "validation accuracy (%)")
 
 
 def plot_accuracy_vs_steps(evals, summaries, path) -> None:
@@ -220,28 +225,17 @@ def plot_accuracy_vs_steps(evals, summaries, path) -> None:
         label = _series_label(_method(read_json(summary_path)["settings"]),
                               _run_label(eval_path))
         cells.setdefault(_cell(result), {}).setdefault(label, []).append(result)
-    cells = _in_paper_order(cells)
-    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
-    for ax, (cell, series) in zip(axes[0], cells.items()):
+
+    def draw(ax, cell, series):
         for label, results in series.items():
             acc = 100 * np.mean([r["per_step_accuracy"] for r in results], axis=0)
             ci = 100 * np.mean([r["per_step_ci95"] for r in results], axis=0)
             steps = np.arange(len(acc))
             ax.plot(steps, acc, marker="o", markersize=3, label=label)
             ax.fill_between(steps, acc - ci, acc + ci, alpha=0.15)
-        ax.set(title=cell, xlabel="inner gradient steps at test", ylabel="test accuracy (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save_figure(fig, path)
 
-
-def _save_figure(fig, path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _plot_panels(_in_paper_order(cells), draw, path, "inner gradient steps at test",
+                 "test accuracy (%)")
 
 
 def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
