@@ -83,9 +83,9 @@ def read_yaml(path: str | Path):
         raise SettingsError(f"{path}: cannot read it ({error.strerror})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SettingsError(f"{path}:{where}: not valid YAML ({problem})") from None
+        raise SettingsError(f"{path}:{where} not valid YAML ({problem})") from None
 
 
 def presets() -> dict:
