@@ -77,6 +77,13 @@ def test_table_holds_the_evaluation_files_numbers(finished):
     markdown = (finished / "results" / "table.md").read_text()
     assert f"{table.accuracy[0]:.2f} ± {table.ci95_seeds[0]:.2f}" in markdown
     assert "98.7 ± 0.4" in markdown and "99.2" in markdown
+    best = (finished / "results" / "best_per_cell.md").read_text().splitlines()[2:]
+    assert [line.split(" | ")[0] for line in best] == ["| 5way1shot", "| 20way1shot"]
+    for line, (cell, rows) in zip(best, table.groupby("cell", sort=False)):
+        top = rows.loc[rows.accuracy.idxmax()]
+        gap = top.accuracy - {"5way1shot": 98.7, "20way1shot": 95.8}[cell]
+        assert f"| {top.method}, grid (laptop) | {top.accuracy:.2f} ± " in line
+        assert f"| {top.train_cpu_hours:.2f} |" in line and f"| {gap:+.2f} |" in line
 
 
 def test_figures_provenance_logs_and_benchmarks(finished):

@@ -7,6 +7,7 @@ rule aggregate:
     output:
         markdown="results/table.md",
         csv="results/table.csv",
+        best="results/best_per_cell.md",
         html=report(
             "results/table.html", category="Table", caption="../report/table.rst"
         ),
