@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 
-from maml.cpu import configure  # noqa: E402
+from maml.cpu import configure
 
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CPU_SETTINGS = configure(threads=THREADS)  # before Paddle and PyTorch are imported
