@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from maml.settings import METHODS, SPLITS
+from maml.settings import METHODS, SPLITS, read_yaml, resolve
 
 RESOURCES = Path("resources/omniglot")
 DEFAULT_DATA = RESOURCES / "omniglot28.npz"
@@ -39,8 +39,6 @@ def _flag_settings(args) -> dict:
 
 def _settings_from(args) -> dict:
     """Preset < config file < command-line flags."""
-    from maml.settings import read_yaml, resolve
-
     file_settings = {}
     if args.config:
         file_settings = read_yaml(args.config) or {}
@@ -198,8 +196,6 @@ def cmd_lake_runs(args) -> None:
 
 
 def cmd_check_yaml(args) -> None:
-    from maml.settings import read_yaml
-
     for path in args.files:
         read_yaml(path)
 

@@ -21,8 +21,7 @@ import pooch
 import requests
 from tqdm import tqdm
 
-from maml.files import (load_arrays, read_json, remove_stale_temporaries, save_arrays,
-                        temporary_prefix, write_json)
+from maml.files import load_arrays, read_json, save_arrays, temporary_prefix, write_json
 from maml.settings import SPLITS
 
 ARCHIVES = ("images_background", "images_evaluation")
@@ -101,7 +100,6 @@ def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.Path
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     filename = f"{name}.zip"
-    remove_stale_temporaries(dest)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=temporary_prefix(dest)) as tmp:
         staged = Path(tmp) / filename
         folder = _local_path(source)

@@ -40,7 +40,7 @@ def per_task_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler,
 def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,
              test_seed: int = 0, progress: bool = True) -> dict:
     """Adapt to each of `num_tasks` fixed test tasks for 0..test_inner_steps steps."""
-    check_num_tasks(num_tasks, "num_tasks")
+    check_num_tasks(num_tasks)
     settings = with_defaults(settings)
     use_device(settings["device"])
     params = arrays_to_params(load_arrays(model_path))

@@ -24,10 +24,12 @@ def _umask() -> int:
     return mask
 
 
-def temporary_prefix(path: Path, pid: int | None = None) -> str:
-    """The name prefix of a temporary file for `path` made by process `pid` (default: this
-    one), so that one left behind by a killed process can be recognised and removed."""
-    return f".{path.name}.pid{os.getpid() if pid is None else pid}."
+def temporary_prefix(path: Path) -> str:
+    """The name prefix for this process's temporary file (or folder) beside `path`, which
+    names the process so that one a killed writer left can be recognised; those are removed
+    first."""
+    _remove_stale_temporaries(path)
+    return f".{path.name}.pid{os.getpid()}."
 
 
 def _alive(pid: int) -> bool:
@@ -40,11 +42,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(path: Path) -> list[Path]:
+def _remove_stale_temporaries(path: Path) -> None:
     """Remove the temporary files (or folders) for `path` whose process is gone (killed
-    mid-write); returns them. Assumes the writers of one path share a machine, as a pipeline
-    job's do."""
-    stale = []
+    mid-write). Assumes the writers of one path share a machine, as a pipeline job's do."""
     for candidate in path.parent.glob(glob.escape(f".{path.name}.pid") + "*"):
         pid = candidate.name[len(f".{path.name}.pid"):].split(".")[0]
         if pid.isdigit() and not _alive(int(pid)):
@@ -52,8 +52,6 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
                 shutil.rmtree(candidate, ignore_errors=True)
             else:
                 candidate.unlink(missing_ok=True)
-            stale.append(candidate)
-    return stale
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
@@ -62,7 +60,6 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     `path` left by a killed writer are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path))
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -128,13 +128,36 @@ MARKDOWN_COLUMNS = (
 )
 
 
+def _markdown(columns, rows, *args) -> str:
+    """A markdown table: `columns` are (header, cell) pairs, `cell(row, *args)` a row's text."""
+    lines = ["| " + " | ".join(header for header, _ in columns) + " |",
+             "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(cell(row, *args) for _, cell in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(table: pd.DataFrame, split: str) -> str:
     """The table in markdown; a run on another split than `split` (the grid's) says so."""
-    lines = ["| " + " | ".join(header for header, _ in MARKDOWN_COLUMNS) + " |",
-             "|" + " --- |" * len(MARKDOWN_COLUMNS)]
-    for row in table.itertuples():
-        lines.append("| " + " | ".join(cell(row, split) for _, cell in MARKDOWN_COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+    return _markdown(MARKDOWN_COLUMNS, table.itertuples(), split)
+
+
+def _published(numbers: dict, row) -> float:
+    value = numbers.get(row.cell, float("nan"))
+    return value[0] if isinstance(value, tuple) else value
+
+
+# best_per_cell's columns, filled from a row of `summarise`.
+BEST_COLUMNS = (
+    ("cell", lambda row: row.cell),
+    ("highest here: method, run (preset)", lambda row: f"{row.method}, {row.run} ({row.preset})"),
+    ("test accuracy", _accuracy_over_seeds),
+    ("iterations", lambda row: f"{row.iterations}"),
+    ("train CPU-hours/seed", lambda row: f"{row.train_cpu_hours:.2f}"),
+    ("paper (MAML)", lambda row: f"{_published(PAPER, row):.1f}"),
+    ("gap", lambda row: f"{row.accuracy - _published(PAPER, row):+.2f}"),
+    ("MAML++ published (top-5 ensemble)", lambda row: f"{_published(MAML_PLUS_PLUS, row):.2f}"),
+    ("gap", lambda row: f"{row.accuracy - _published(MAML_PLUS_PLUS, row):+.2f}"),
+)
 
 
 def best_per_cell(table: pd.DataFrame, split: str) -> str:
@@ -142,17 +165,9 @@ def best_per_cell(table: pd.DataFrame, split: str) -> str:
     with the highest test accuracy (mean over its seeds; a report of what was reached, not a
     choice of setting): its cost and the gaps left to the paper's MAML and to MAML++'s
     published numbers. Markdown."""
-    lines = ["| cell | highest here: method, run (preset) | test accuracy | iterations "
-             "| train CPU-hours/seed | paper (MAML) | gap | MAML++ published (top-5 ensemble) "
-             "| gap |", "|" + " --- |" * 9]
-    for cell, group in table[table["split"] == split].groupby("cell", sort=False):
-        row = next(group.loc[[group["accuracy"].idxmax()]].itertuples())
-        paper, plus = PAPER.get(cell, (float("nan"),))[0], MAML_PLUS_PLUS.get(cell, float("nan"))
-        lines.append(f"| {cell} | {row.method}, {row.run} ({row.preset}) "
-                     f"| {_accuracy_over_seeds(row)} | {row.iterations} "
-                     f"| {row.train_cpu_hours:.2f} | {paper:.1f} | {row.accuracy - paper:+.2f} "
-                     f"| {plus:.2f} | {row.accuracy - plus:+.2f} |")
-    return "\n".join(lines) + "\n"
+    on_split = table[table["split"] == split]
+    best = on_split.loc[on_split.groupby("cell", sort=False)["accuracy"].idxmax()]
+    return _markdown(BEST_COLUMNS, best.itertuples())
 
 
 def _series_label(method: str, run: str) -> str:

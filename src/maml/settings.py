@@ -275,16 +275,17 @@ def run_settings(config: dict, method: str, cell: str, run: str,
     return cell_settings(own, method, cell, seed, split)
 
 
-def check_num_tasks(num_tasks, what: str = "test_tasks") -> None:
+def check_num_tasks(num_tasks) -> None:
+    """An evaluation's task count (the pipeline's test_tasks the schema bounds alike)."""
     if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or not (
             1 <= num_tasks <= MAX_TASKS):
-        raise SettingsError(f"{what}: a number of tasks from 1 to {MAX_TASKS}, got {num_tasks!r}")
+        raise SettingsError(f"num_tasks: a number of tasks from 1 to {MAX_TASKS}, "
+                            f"got {num_tasks!r}")
 
 
 def check_config(config: dict) -> None:
     """Validate every method and cell of a pipeline config (and every overridden cell) before
     any job."""
-    check_num_tasks(config.get("test_tasks", 600))
     for method in config.get("methods", ["maml"]):
         for cell in dict.fromkeys([*config["cells"], *config.get("cell_overrides", {})]):
             try:
