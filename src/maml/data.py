@@ -22,7 +22,7 @@ import requests
 from tqdm import tqdm
 
 from maml.files import load_arrays, read_json, save_arrays, temporary_prefix, write_json
-from maml.settings import SPLITS
+from maml.settings import DRAWERS, SPLITS
 
 ARCHIVES = ("images_background", "images_evaluation")
 # The official addresses and md5 sums: the one place that states them (the pipeline's
@@ -34,7 +34,6 @@ OFFICIAL_MD5 = {
     "images_evaluation": "6b91aef0f799c5bb55b94e3f2daec811",
     "all_runs": "e8996daecdf12afeeb4a53a179f06b19",
 }
-DRAWERS = 20
 IMAGE_SIZE = 28
 RAW_SIZE = 105  # the archives' drawings are 105 x 105
 # What each official archive holds: (alphabets, characters).

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import paddle
 
-from maml.model import Params, to_tensor
+from maml.model import Params, is_model_param, to_tensor
 
 
 class SGD:
@@ -67,10 +67,6 @@ class InnerLoop:
         dtype = str(next(iter(model.values())).dtype).split(".")[-1]
         return OrderedDict([*model.items(),
                             *self.rule.init_params(self.adapted(model), dtype).items()])
-
-
-def is_model_param(name: str) -> bool:
-    return name.split(".")[0].rstrip("0123456789") in ("conv", "bn", "fc")
 
 
 def for_settings(settings: dict) -> InnerLoop:

@@ -17,8 +17,9 @@ import numpy as np
 import paddle
 
 from maml import inner
-from maml.inner import InnerLoop, is_model_param
-from maml.model import Params, accuracy, cross_entropy, forward, init_params, per_task
+from maml.inner import InnerLoop
+from maml.model import (Params, accuracy, cross_entropy, forward, init_params, is_model_param,
+                        per_task)
 from maml.tasks import TaskBatch
 
 # Images per group of tasks that share one graph: larger groups mean fewer, larger ops, but

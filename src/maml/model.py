@@ -84,6 +84,11 @@ def to_tensor(value, dtype: str = "float32", trainable: bool = True) -> paddle.T
     return tensor
 
 
+def is_model_param(name: str) -> bool:
+    """Whether a parameter name is the network's (conv, batch norm, linear), not a rule's."""
+    return name.split(".")[0].rstrip("0123456789") in ("conv", "bn", "fc")
+
+
 def num_blocks(params: Params) -> int:
     return sum(name.endswith(".weight") and name.startswith("conv") for name in params)
 

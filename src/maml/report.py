@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 
 from maml import cpu, lake  # noqa: E402
 from maml.files import atomic_write, read_json, write_json, write_text  # noqa: E402
-from maml.settings import GRID, cell_name, parse_run  # noqa: E402
+from maml.settings import GRID, cell_name, parse_run, with_defaults  # noqa: E402
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
 PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
@@ -49,7 +49,7 @@ def _run_label(path) -> str:
 
 
 def _method(settings: dict) -> str:
-    return settings.get("method", "maml")  # models trained before the methods axis: MAML
+    return with_defaults(settings)["method"]  # models trained before the methods axis: MAML
 
 
 def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:

@@ -45,7 +45,7 @@ DEFAULTS = {
     "seed": 0,
     "device": "cpu",
 }
-DRAWERS = 20
+DRAWERS = 20  # drawings of each Omniglot character
 # Characters in each part of each split (see maml.data.make_split).
 SPLIT_SIZES = {"finn": {"train": 1100, "val": 100, "test": 423},
                "lake": {"train": 864, "val": 100, "test": 659}}
