@@ -165,18 +165,40 @@ def meta_step_flops(settings: dict, batch) -> float:
     return float(counter.get_total_flops())
 
 
-def gemm_rate(size: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of a size^3 float32 GEMM in Paddle on this run's threads: the machine's matrix
-    rate, against which each meta-step's rate is given as a fraction."""
+def matmul_rate(a_shape, b_shape, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 (batched) matrix product in Paddle on this run's threads."""
     rng = np.random.default_rng(0)
-    a, b = (paddle.to_tensor(rng.random((size, size), np.float32)) for _ in range(2))
+    a, b = (paddle.to_tensor(rng.random(shape, np.float32)) for shape in (a_shape, b_shape))
     paddle.matmul(a, b).numpy()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         paddle.matmul(a, b).numpy()
         times.append(time.perf_counter() - start)
-    return 2 * size ** 3 / statistics.median(times) / 1e9
+    return 2 * np.prod(a_shape) * b_shape[-1] / statistics.median(times) / 1e9
+
+
+def gemm_rate(size: int = 2048) -> float:
+    """GFLOP/s of a size^3 float32 GEMM: the machine's matrix rate, against which each
+    meta-step's rate is given as a fraction."""
+    return matmul_rate((size, size), (size, size))
+
+
+def conv_gemm_rates(peak: float) -> None:
+    """The rate of the network's own products, as a fraction of the large GEMM's: the second
+    block's convolution (the largest; 576 = 9 x 64 patch columns, 64 channels), 16 tasks of
+    M patch rows each, forward (patches x weight), weight gradient and input gradient."""
+    print("| block-2 conv product, 16 tasks | M = 245 | M = 980 | M = 4900 |")
+    print("| --- | --- | --- | --- |")
+    for name, shapes in (("forward [M, 576] x [576, 64]", lambda m: ((16, m, 576), (16, 576, 64))),
+                         ("weight gradient [576, M] x [M, 64]",
+                          lambda m: ((16, 576, m), (16, m, 64))),
+                         ("input gradient [M, 64] x [64, 576]",
+                          lambda m: ((16, m, 64), (16, 64, 576)))):
+        rates = [matmul_rate(*shapes(m)) for m in (245, 980, 4900)]
+        print(f"| {name} | " + " | ".join(f"{r:.1f} GFLOP/s ({r / peak:.2f})" for r in rates)
+              + " |")
+    print()
 
 
 def peak_rss_mb() -> float:
@@ -308,6 +330,7 @@ def main() -> None:
     if peak:
         print(f"GEMM 2048^3 float32, Paddle: {peak:.1f} GFLOP/s (the rate the last column is a "
               "fraction of)\n")
+        conv_gemm_rates(peak)
     print("| method:preset | cell | tasks x steps | check (max rel diff) | Paddle ms | PyTorch ms | ratio "
           "| first-order ratio | peak MB Paddle / PyTorch | sampler share "
           "| GFLOP/step | Paddle GFLOP/s | of GEMM rate |")

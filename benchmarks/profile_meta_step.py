@@ -4,7 +4,10 @@
 
 Eager mode, real tasks of the cell, the project's `maml.meta.meta_gradient` (one warm-up step,
 then one profiled step). Rows named `...GradNode` are backward passes, `...DoubleGradNode` the
-second-order ones.
+second-order ones. Below the table, the shares of the profiled time by kind of op: matrix
+products (the convolutions' GEMMs and the reductions and broadcasts done as products with a
+column of ones, forward, backward and double backward), the patch gather and its padding, and
+everything else (element-wise ops, the loss, bookkeeping).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ configure(threads=int(os.environ.get("BENCH_THREADS", "1")))  # before Paddle is
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 import paddle.profiler as profiler  # noqa: E402
+from paddle.profiler.profiler_statistic import StatisticData  # noqa: E402
 
 from maml.data import load_omniglot, load_split  # noqa: E402
 from maml import inner  # noqa: E402
@@ -60,6 +64,26 @@ def main() -> None:
           f"{1e3 * elapsed:.0f} ms ({os.environ['OMP_NUM_THREADS']} threads, profiled)")
     prof.summary(sorted_by=profiler.SortedKeys.CPUTotal, op_detail=False, thread_sep=False,
                  time_unit="ms")
+    print(shares(prof))
+
+
+# words in the op names, lowercase without underscores ("index_select dygraph",
+# "Global_IndexSelectGradNode")
+KINDS = {"matrix products": ("matmul",), "patch gather and padding": ("indexselect", "pad3d")}
+
+
+def shares(prof: profiler.Profiler) -> str:
+    """The profiled time's split by kind of op, e.g. "matrix products 70.3%, ..."."""
+    result = prof.profiler_result
+    items = StatisticData(result.get_data(), result.get_extra_info()).event_summary.items
+    totals = dict.fromkeys([*KINDS, "everything else"], 0.0)
+    for name, item in items.items():
+        kind = next((kind for kind, words in KINDS.items()
+                     if any(word in name.lower().replace("_", "") for word in words)),
+                    "everything else")
+        totals[kind] += item.cpu_time
+    whole = sum(totals.values())
+    return "shares: " + ", ".join(f"{kind} {100 * t / whole:.1f}%" for kind, t in totals.items())
 
 
 if __name__ == "__main__":
