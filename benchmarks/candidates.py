@@ -101,7 +101,7 @@ class BatchNormReLUGrad(PyLayer):
 
 
 class BatchNormReLU(PyLayer):
-    """relu(batch_norm(x)) with the batch's statistics; x [T, M, C], weight (or None), bias [T, C]."""
+    """relu(batch_norm(x)) with the batch's statistics; x [T, M, C], weight or None, bias [T, C]."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):

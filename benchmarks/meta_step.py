@@ -188,7 +188,7 @@ def conv_gemm_rates(peak: float) -> None:
     """The rate of the network's own products, as a fraction of the large GEMM's: the second
     block's convolution (the largest; 576 = 9 x 64 patch columns, 64 channels), 16 tasks of
     M patch rows each, forward (patches x weight), weight gradient and input gradient."""
-    print("| block-2 conv product, 16 tasks | M = 245 | M = 980 | M = 4900 |")
+    print("| second block's conv (conv1), 16 tasks | M = 245 | M = 980 | M = 4900 |")
     print("| --- | --- | --- | --- |")
     for name, shapes in (("forward [M, 576] x [576, 64]", lambda m: ((16, m, 576), (16, 576, 64))),
                          ("weight gradient [576, M] x [M, 64]",
