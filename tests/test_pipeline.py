@@ -302,12 +302,9 @@ def test_schema_fills_defaults(tmp_path):
     assert jobs["train"] == 12 and jobs["evaluate"] == 12
 
 
-# Long enough that training is still running a second after its first checkpoint on an idle
-# machine (150 iterations once finished within that second).
-RESUME_ITERATIONS = 600
 RESUME = {**SMALL, "methods": ["maml"], "cells": ["5way1shot"], "seeds": [0],
-          "overrides": {**SMALL["overrides"], "iterations": RESUME_ITERATIONS,
-                        "checkpoint_every": 5, "val_every": 200}}
+          "overrides": {**SMALL["overrides"], "iterations": 150, "checkpoint_every": 5,
+                        "val_every": 50}}
 
 
 def _start_and_wait_for_a_checkpoint(workdir) -> subprocess.Popen:
@@ -371,7 +368,7 @@ def test_interrupted_training_resumes_and_matches(tmp_path, uninterrupted, sig):
         snakemake(tmp_path, "--unlock")
     snakemake(tmp_path, "--cores", "1")
     summary = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/train.json").read_text())
-    assert 0 < summary["resumed_from"] < RESUME_ITERATIONS
+    assert 0 < summary["resumed_from"] < 150
     pd.testing.assert_frame_equal(_curve(tmp_path), _curve(uninterrupted))
     ours = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/eval.json").read_text())
     theirs = json.loads((uninterrupted / "results/runs/finn/maml/5way1shot/seed0/eval.json")
