@@ -307,13 +307,21 @@ RESUME = {**SMALL, "methods": ["maml"], "cells": ["5way1shot"], "seeds": [0],
                         "val_every": 50}}
 
 
+def _default_sigint() -> None:
+    """Ctrl-C as in a terminal: a shell starts background commands (`... &`, e.g. a CI script
+    run that way) with SIGINT ignored, which every child inherits, and the interrupt then never
+    arrives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_and_wait_for_a_checkpoint(workdir) -> subprocess.Popen:
     """Start the pipeline on RESUME in its own session; return once training checkpointed."""
     (workdir / "test-config.yaml").write_text(yaml.safe_dump(RESUME))
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
          "--configfile", str(workdir / "test-config.yaml"), "--cores", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_default_sigint)
     state = workdir / "results" / "state" / "finn" / "maml" / "5way1shot" / "seed0"
     deadline = time.time() + 300
     while not list(state.glob("*.npz")) and time.time() < deadline:
