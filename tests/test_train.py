@@ -64,6 +64,30 @@ def test_resume_equals_straight_run(prepared, tmp_path, method):
     assert checkpoint["iteration"] == 20
 
 
+def test_compare_curve_tells_a_repeated_run_from_another(prepared, tmp_path):
+    """The reviewer's check of a committed long run: a rerun stopped early (its checkpoint)
+    against the finished run's curve.csv, through the command line."""
+    run(prepared, tmp_path / "done", 20)
+    state = tmp_path / "state" / "checkpoint.npz"
+    run(prepared, tmp_path / "stopped", 10, state_path=state)
+    run(prepared, tmp_path / "other", 10, state_path=tmp_path / "other.npz", s={"seed": 1})
+
+    def compare(checkpoint, curve_csv):
+        return subprocess.run([sys.executable, "-m", "maml", "compare-curve", "--state",
+                               str(checkpoint), "--curve", str(curve_csv)],
+                              capture_output=True, text=True)
+
+    same = compare(state, tmp_path / "done" / "curve.csv")
+    assert same.returncode == 0 and "identical: the checkpoint's 10 rows" in same.stdout
+    other = compare(tmp_path / "other.npz", tmp_path / "done" / "curve.csv")
+    assert other.returncode == 1 and "differ: iteration 1:" in other.stderr
+    run(prepared, tmp_path / "stopped", 20, state_path=state, resume=True)
+    (tmp_path / "short.csv").write_text("".join(
+        (tmp_path / "done" / "curve.csv").read_text().splitlines(True)[:6]))
+    short = compare(state, tmp_path / "short.csv")
+    assert short.returncode == 1 and "ends after 5 rows, the checkpoint has 20" in short.stderr
+
+
 def test_evaluation_output(prepared, tmp_path):
     run(prepared, tmp_path, 2)
     settings = resolve(5, 1, **{**TINY, "iterations": 2})

@@ -195,6 +195,17 @@ def cmd_lake_runs(args) -> None:
     print(f"Lake's {result['runs']} one-shot runs: error {result['error_percent']:.2f}%")
 
 
+def cmd_compare_curve(args) -> None:
+    from maml.train import checkpoint_curve, first_curve_difference
+
+    rows = checkpoint_curve(args.state)
+    difference = first_curve_difference(rows, Path(args.curve).read_text())
+    if difference:
+        raise SystemExit(f"differ: {difference}")
+    print(f"identical: the checkpoint's {len(rows)} rows equal the first {len(rows)} rows of "
+          f"{args.curve} (iteration, loss, accuracy, val_accuracy; elapsed_s not compared)")
+
+
 def cmd_check_yaml(args) -> None:
     for path in args.files:
         read_yaml(path)
@@ -267,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="inner steps (default: the model's test steps)")
     p.add_argument("--out", help="default: lake_runs.json beside the model")
     p.set_defaults(func=cmd_lake_runs)
+
+    p = sub.add_parser("compare-curve", help="does a rerun's checkpoint repeat a committed "
+                       "curve? (exit status 1 and the first differing row if not)")
+    p.add_argument("--state", required=True, help="checkpoint (results/state/.../<key>.npz)")
+    p.add_argument("--curve", required=True, help="curve.csv of the committed run")
+    p.set_defaults(func=cmd_compare_curve)
 
     p = sub.add_parser("check-yaml", help="say which file and line of YAML files does not parse "
                        "(run.sh checks config files so, as Snakemake names neither)")

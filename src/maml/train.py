@@ -184,6 +184,29 @@ def meta_lr(settings: dict, iteration: int) -> float:
     return low + (high - low) * (1 + math.cos(math.pi * iteration / settings["iterations"])) / 2
 
 
+def checkpoint_curve(path: str | os.PathLike) -> list[dict]:
+    """The curve rows a checkpoint holds: the first rows of the run's curve.csv to come."""
+    return json.loads(str(load_arrays(path)["meta"]))["curve"]
+
+
+def first_curve_difference(rows: list[dict], curve_text: str) -> str | None:
+    """Where `rows` (e.g. a rerun's checkpoint) part from the first rows of a curve.csv's text,
+    wall clock aside; None if they agree to the last bit (floats are written with repr)."""
+    def without_clock(lines):
+        return [line.rsplit(",", 1)[0] for line in lines]
+
+    ours = without_clock(curve_csv(rows).splitlines())
+    theirs = without_clock(curve_text.splitlines())
+    if ours[0] != theirs[0]:
+        return f"the columns differ: {ours[0]} against {theirs[0]}"
+    for line, other in zip(ours[1:], theirs[1:]):
+        if line != other:
+            return f"iteration {line.split(',')[0]}: {line} against {other}"
+    if len(ours) > len(theirs):
+        return f"the curve.csv ends after {len(theirs) - 1} rows, the checkpoint has {len(rows)}"
+    return None
+
+
 def curve_csv(curve: list[dict]) -> str:
     lines = [",".join(CURVE_COLUMNS)]
     for row in curve:
