@@ -86,6 +86,9 @@ def test_compare_curve_tells_a_repeated_run_from_another(prepared, tmp_path):
         (tmp_path / "done" / "curve.csv").read_text().splitlines(True)[:6]))
     short = compare(state, tmp_path / "short.csv")
     assert short.returncode == 1 and "ends after 5 rows, the checkpoint has 20" in short.stderr
+    (tmp_path / "empty.csv").write_text("")
+    empty = compare(state, tmp_path / "empty.csv")
+    assert empty.returncode == 1 and "not a curve.csv of this project" in empty.stderr
 
 
 def test_evaluation_output(prepared, tmp_path):

@@ -197,8 +197,8 @@ def first_curve_difference(rows: list[dict], curve_text: str) -> str | None:
 
     ours = without_clock(curve_csv(rows).splitlines())
     theirs = without_clock(curve_text.splitlines())
-    if ours[0] != theirs[0]:
-        return f"the columns differ: {ours[0]} against {theirs[0]}"
+    if not theirs or ours[0] != theirs[0]:
+        return f"not a curve.csv of this project (its columns: {ours[0]},elapsed_s)"
     for line, other in zip(ours[1:], theirs[1:]):
         if line != other:
             return f"iteration {line.split(',')[0]}: {line} against {other}"
