@@ -196,12 +196,12 @@ def cmd_lake_runs(args) -> None:
 
 
 def cmd_compare_curve(args) -> None:
-    from maml.train import checkpoint_curve, first_curve_difference
+    from maml.train import Checkpoint, first_curve_difference
 
     for path in (args.state, args.curve):
         if not Path(path).is_file():
             raise SystemExit(f"error: {path}: no such file")
-    rows = checkpoint_curve(args.state)
+    rows = Checkpoint(args.state).curve()
     difference = first_curve_difference(rows, Path(args.curve).read_text())
     if difference:
         raise SystemExit(f"differ: {difference}")

@@ -75,10 +75,18 @@ class Checkpoint:
         arrays["meta"] = np.array(json.dumps(meta))
         save_arrays(self.path, arrays)
 
+    def read(self) -> tuple[dict, dict]:
+        """The saved arrays and the record beside them (iteration, curve, ...)."""
+        arrays = load_arrays(self.path)
+        return arrays, json.loads(str(arrays["meta"]))
+
+    def curve(self) -> list[dict]:
+        """The curve rows so far: the first rows of the run's curve.csv to come."""
+        return self.read()[1]["curve"]
+
     def load(self, params, best, adam: Adam, rng, settings_key: str | None = None):
         """Restore the state; refuse a checkpoint written with other training settings."""
-        arrays = load_arrays(self.path)
-        meta = json.loads(str(arrays["meta"]))
+        arrays, meta = self.read()
         if meta.get("settings_key", settings_key) != settings_key:
             raise SettingsError(f"{self.path}: written by a run with other training settings; "
                                 "resuming would mislabel the result. Delete it to start again, "
@@ -182,11 +190,6 @@ def meta_lr(settings: dict, iteration: int) -> float:
         return settings["meta_lr"]
     low, high = settings["meta_lr_min"], settings["meta_lr"]
     return low + (high - low) * (1 + math.cos(math.pi * iteration / settings["iterations"])) / 2
-
-
-def checkpoint_curve(path: str | os.PathLike) -> list[dict]:
-    """The curve rows a checkpoint holds: the first rows of the run's curve.csv to come."""
-    return json.loads(str(load_arrays(path)["meta"]))["curve"]
 
 
 def first_curve_difference(rows: list[dict], curve_text: str) -> str | None:
