@@ -88,7 +88,9 @@ def test_compare_curve_tells_a_repeated_run_from_another(prepared, tmp_path):
     assert short.returncode == 1 and "ends after 5 rows, the checkpoint has 20" in short.stderr
     (tmp_path / "empty.csv").write_text("")
     empty = compare(state, tmp_path / "empty.csv")
-    assert empty.returncode == 1 and "not a curve.csv of this project" in empty.stderr
+    assert empty.returncode == 2 and "empty.csv: not a curve.csv of this project" in empty.stderr
+    missing = compare(tmp_path / "nowhere.npz", tmp_path / "done" / "curve.csv")
+    assert missing.returncode == 2 and "nowhere.npz: no such file" in missing.stderr
 
 
 def test_evaluation_output(prepared, tmp_path):

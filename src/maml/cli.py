@@ -196,13 +196,15 @@ def cmd_lake_runs(args) -> None:
 
 
 def cmd_compare_curve(args) -> None:
+    """Exit status as cmp's: 0 identical, 1 the curves differ, 2 a file is missing or wrong."""
+    from maml.files import FileFormatError
     from maml.train import Checkpoint, first_curve_difference
 
     for path in (args.state, args.curve):
         if not Path(path).is_file():
-            raise SystemExit(f"error: {path}: no such file")
+            raise FileFormatError(f"{path}: no such file")
     rows = Checkpoint(args.state).curve()
-    difference = first_curve_difference(rows, Path(args.curve).read_text())
+    difference = first_curve_difference(rows, args.curve)
     if difference:
         raise SystemExit(f"differ: {difference}")
     print(f"identical: the checkpoint's {len(rows)} rows equal the first {len(rows)} rows of "
@@ -283,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lake_runs)
 
     p = sub.add_parser("compare-curve", help="does a rerun's checkpoint repeat a committed "
-                       "curve? (exit status 1 and the first differing row if not)")
+                       "curve? (exit status 1 and the first differing row if not, 2 if a file is "
+                       "missing or not a checkpoint/curve)")
     p.add_argument("--state", required=True, help="checkpoint (results/state/.../<key>.npz)")
     p.add_argument("--curve", required=True, help="curve.csv of the committed run")
     p.set_defaults(func=cmd_compare_curve)

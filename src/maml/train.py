@@ -192,16 +192,18 @@ def meta_lr(settings: dict, iteration: int) -> float:
     return low + (high - low) * (1 + math.cos(math.pi * iteration / settings["iterations"])) / 2
 
 
-def first_curve_difference(rows: list[dict], curve_text: str) -> str | None:
-    """Where `rows` (e.g. a rerun's checkpoint) part from the first rows of a curve.csv's text,
-    wall clock aside; None if they agree to the last bit (floats are written with repr)."""
+def first_curve_difference(rows: list[dict], curve_path: Path) -> str | None:
+    """Where `rows` (e.g. a rerun's checkpoint) part from the first rows of a curve.csv,
+    wall clock aside; None if they agree to the last bit (floats are written with repr).
+    FileFormatError if the text is not a curve.csv at all."""
     def without_clock(lines):
         return [line.rsplit(",", 1)[0] for line in lines]
 
     ours = without_clock(curve_csv(rows).splitlines())
-    theirs = without_clock(curve_text.splitlines())
+    theirs = without_clock(Path(curve_path).read_text().splitlines())
     if not theirs or ours[0] != theirs[0]:
-        return f"not a curve.csv of this project (its columns: {ours[0]},elapsed_s)"
+        raise FileFormatError(f"{curve_path}: not a curve.csv of this project (its columns: "
+                              f"{ours[0]},elapsed_s)")
     for line, other in zip(ours[1:], theirs[1:]):
         if line != other:
             return f"iteration {line.split(',')[0]}: {line} against {other}"
