@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 
 from maml import cpu, lake  # noqa: E402
 from maml.files import atomic_write, read_json, write_json, write_text  # noqa: E402
-from maml.settings import GRID, cell_name, parse_run, with_defaults  # noqa: E402
+from maml.settings import GRID, METHODS, cell_name, parse_run, with_defaults  # noqa: E402
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
 PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
@@ -174,14 +174,34 @@ def _series_label(method: str, run: str) -> str:
     return method if run == GRID else f"{method}, {run}"
 
 
+EXTRA_RUN_LOOKS = (("--", "s"), (":", "^"), ("-.", "x"), ((0, (5, 1, 1, 1, 1, 1)), "d"))
+
+
+def _line_styles(series) -> dict:
+    """{(method, run): label and style}: one colour per method in every panel and figure; the
+    grid's runs solid with dots, each extra run of a method its own dashes and marker within
+    its panel."""
+    styles, extra_runs = {}, {}
+    for method, run in series:
+        color = f"C{METHODS.index(method)}" if method in METHODS else "gray"
+        if run == GRID:
+            dash, marker = "-", "o"
+        else:
+            extra_runs[method] = extra_runs.get(method, -1) + 1
+            dash, marker = EXTRA_RUN_LOOKS[extra_runs[method] % len(EXTRA_RUN_LOOKS)]
+        styles[method, run] = {"label": _series_label(method, run), "color": color,
+                               "linestyle": dash, "marker": marker, "markersize": 3}
+    return styles
+
+
 def _validation_curves(curves, summaries) -> dict:
-    """{cell: {method and run: [each seed's validation rows of curve.csv, by iteration]}}."""
+    """{cell: {(method, run): [each seed's validation rows of curve.csv, by iteration]}}."""
     cells = {}
     for curve_path, summary_path in zip(curves, summaries):
         settings = read_json(summary_path)["settings"]
         frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"]).set_index("iteration")
-        label = _series_label(_method(settings), _run_label(curve_path))
-        cells.setdefault(_cell(settings), {}).setdefault(label, []).append(frame)
+        key = (_method(settings), _run_label(curve_path))
+        cells.setdefault(_cell(settings), {}).setdefault(key, []).append(frame)
     return _in_paper_order(cells)
 
 
@@ -219,13 +239,15 @@ def plot_validation_curves(curves, summaries, path) -> None:
     lowest to the highest seed."""
     def draw(ax, cell, series):
         lengths = []
-        for label, frames in series.items():
+        for key, style in _line_styles(series).items():
+            frames = series[key]
             values = 100 * pd.concat([f["val_accuracy"] for f in frames], axis=1)
             mean = values.mean(axis=1)
-            lines = ax.plot(mean.index, mean, marker=".", label=f"{label} ({len(frames)})")
+            ax.plot(mean.index, mean, **{**style,
+                    "label": f"{style['label']} ({len(frames)})"})
             if len(frames) > 1:
                 ax.fill_between(mean.index, values.min(axis=1), values.max(axis=1),
-                                color=lines[0].get_color(), alpha=0.15)
+                                color=style["color"], alpha=0.15)
             lengths.append(mean.index.max())
         _log_axis_if_spread(ax, lengths)
 
@@ -238,11 +260,12 @@ def plot_accuracy_vs_cpu_hours(curves, summaries, path, threads: int = 1) -> Non
     threads), one line per method and run (mean over seeds), the paper's number as a line."""
     def draw(ax, cell, series):
         lengths = []
-        for label, frames in series.items():
+        for key, style in _line_styles(series).items():
+            frames = series[key]
             hours = pd.concat([f["elapsed_s"] for f in frames], axis=1).mean(axis=1)
             hours = hours * threads / 3600
             accuracy = pd.concat([f["val_accuracy"] for f in frames], axis=1).mean(axis=1)
-            ax.plot(hours, 100 * accuracy, marker=".", label=label)
+            ax.plot(hours, 100 * accuracy, **style)
             lengths.append(hours.max())
         _log_axis_if_spread(ax, lengths)
         if cell in PAPER:
@@ -259,17 +282,17 @@ def plot_accuracy_vs_steps(evals, summaries, path) -> None:
     cells = {}
     for eval_path, summary_path in zip(evals, summaries):
         result = read_json(eval_path)
-        label = _series_label(_method(read_json(summary_path)["settings"]),
-                              _run_label(eval_path))
-        cells.setdefault(_cell(result), {}).setdefault(label, []).append(result)
+        key = (_method(read_json(summary_path)["settings"]), _run_label(eval_path))
+        cells.setdefault(_cell(result), {}).setdefault(key, []).append(result)
 
     def draw(ax, cell, series):
-        for label, results in series.items():
+        for key, style in _line_styles(series).items():
+            results = series[key]
             acc = 100 * np.mean([r["per_step_accuracy"] for r in results], axis=0)
             ci = 100 * np.mean([r["per_step_ci95"] for r in results], axis=0)
             steps = np.arange(len(acc))
-            ax.plot(steps, acc, marker="o", markersize=3, label=label)
-            ax.fill_between(steps, acc - ci, acc + ci, alpha=0.15)
+            ax.plot(steps, acc, **style)
+            ax.fill_between(steps, acc - ci, acc + ci, color=style["color"], alpha=0.15)
 
     _plot_panels(_in_paper_order(cells), draw, path, "inner gradient steps at test",
                  "test accuracy (%)")

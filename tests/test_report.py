@@ -1,0 +1,18 @@
+"""The figures' line styles: a reader matches lines across panels by colour."""
+from maml.report import _line_styles
+from maml.settings import GRID
+
+
+def test_a_method_keeps_its_colour_in_every_panel_and_lines_stay_apart():
+    one_panel = _line_styles([("maml", GRID), ("maml++", GRID), ("maml", "long"),
+                              ("maml", "long_5w1s"), ("maml++", "best_5w1s"),
+                              ("maml", "cbfinn_bn_5w1s")])
+    other_panel = _line_styles([("maml++", "best_20w1s"), ("maml", GRID)])
+    colours = {key[0]: style["color"] for key, style in one_panel.items()}
+    assert colours["maml"] != colours["maml++"]
+    assert all(other_panel[key]["color"] == colours[key[0]] for key in other_panel)
+    looks = [(style["color"], style["linestyle"], style["marker"]) for style in one_panel.values()]
+    assert len(set(looks)) == len(looks)
+    assert one_panel["maml", GRID]["linestyle"] == "-" != one_panel["maml", "long"]["linestyle"]
+    assert one_panel["maml", "long"]["label"] == "maml, long"
+    assert one_panel["maml", GRID]["label"] == "maml"
