@@ -195,7 +195,7 @@ def meta_lr(settings: dict, iteration: int) -> float:
 def first_curve_difference(rows: list[dict], curve_path: Path) -> str | None:
     """Where `rows` (e.g. a rerun's checkpoint) part from the first rows of a curve.csv,
     wall clock aside; None if they agree to the last bit (floats are written with repr).
-    FileFormatError if the text is not a curve.csv at all."""
+    FileFormatError if the file is not a curve.csv at all."""
     def without_clock(lines):
         return [line.rsplit(",", 1)[0] for line in lines]
 
