@@ -91,6 +91,8 @@ def test_compare_curve_tells_a_repeated_run_from_another(prepared, tmp_path):
     assert empty.returncode == 2 and "empty.csv: not a curve.csv of this project" in empty.stderr
     missing = compare(tmp_path / "nowhere.npz", tmp_path / "done" / "curve.csv")
     assert missing.returncode == 2 and "nowhere.npz: no such file" in missing.stderr
+    model = compare(tmp_path / "done" / "model.npz", tmp_path / "done" / "curve.csv")
+    assert model.returncode == 2 and "model.npz: not a training checkpoint" in model.stderr
 
 
 def test_evaluation_output(prepared, tmp_path):

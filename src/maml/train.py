@@ -78,6 +78,9 @@ class Checkpoint:
     def read(self) -> tuple[dict, dict]:
         """The saved arrays and the record beside them (iteration, curve, ...)."""
         arrays = load_arrays(self.path)
+        if "meta" not in arrays:  # e.g. a model.npz given where a checkpoint belongs
+            raise FileFormatError(f"{self.path}: not a training checkpoint of this project "
+                                  "(it has no training record)")
         return arrays, json.loads(str(arrays["meta"]))
 
     def curve(self) -> list[dict]:
