@@ -10,6 +10,7 @@ from snakemake.utils import min_version, validate
 sys.path.insert(0, f"{workflow.basedir}/src")
 
 from maml.data import ARCHIVES, data_config
+from maml.progress import in_progress
 from maml.settings import (
     CELL_PATTERN,
     METHODS,
@@ -18,6 +19,7 @@ from maml.settings import (
     check_config,
     fingerprint,
     grid_runs,
+    identity,
     run_settings,
     training_settings,
 )
@@ -47,3 +49,6 @@ rule all:
     default_target: True
     input:
         rules.aggregate.output,
+        # runs in progress too, which the table leaves out until they have finished
+        all_runs("eval.json"),
+        all_runs("lake_runs.json", split="lake", cell="20way1shot"),

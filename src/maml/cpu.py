@@ -59,3 +59,31 @@ def _tune() -> dict:
             effective["mallopt"] = f"mmap and trim thresholds {HEAP_LIMIT}"
     return effective
 
+
+
+# The vector extensions that decide which code paths MKL and Paddle's kernels take, and so
+# float32 rounding: results are bit-identical only between machines with the same ones.
+VECTOR_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+                     "amx_tile", "amx_bf16", "amx_int8")
+
+
+def machine() -> dict:
+    """The CPU this process runs on: model, vector extensions and a short kind, e.g.
+    'AMD EPYC (avx2)', for provenance and for saying where a bit-for-bit claim holds."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    extensions = [flag for flag in VECTOR_EXTENSIONS if flag in flags]
+    wide = [name for flag, name in (("avx512f", "AVX-512"), ("amx_tile", "AMX")) if flag in flags]
+    wide = wide or [name for flag, name in (("avx2", "AVX2"), ("avx", "AVX")) if flag in flags][:1]
+    return {"cpu": model, "vector_extensions": extensions,
+            "kind": f"{model} ({', '.join(wide) or 'no AVX'})"}

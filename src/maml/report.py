@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 
 from maml import cpu, lake  # noqa: E402
 from maml.files import atomic_write, read_json, write_json, write_text  # noqa: E402
+from maml.progress import progress_markdown  # noqa: E402
 from maml.settings import GRID, METHODS, cell_name, parse_run, with_defaults  # noqa: E402
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
@@ -69,6 +70,8 @@ def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
             "iterations": summary["iterations"], "train_minutes": summary["wall_time_s"] / 60,
             "train_cpu_hours": summary["wall_time_s"] * threads / 3600,
             "eval_minutes": result.get("wall_time_s", float("nan")) / 60,
+            # where each part of the training ran (runs trained before segments were kept: [])
+            "segments": summary.get("segments", []),
         })
     return pd.DataFrame(rows)
 
@@ -324,7 +327,7 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpus": os.cpu_count(), "cpu_settings": cpu.configure()},
         "jobs": runs[["cell", "method", "run", "seed", "iterations", "train_minutes",
-                      "train_cpu_hours", "eval_minutes"]]
+                      "train_cpu_hours", "eval_minutes", "segments"]]
         .to_dict(orient="records"),
     }
 
@@ -365,9 +368,9 @@ def lake_table(lake_files, summaries_by_folder: dict) -> tuple[pd.DataFrame, str
 
 
 def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir=".",
-              lake=()) -> None:
-    """Write the table (md, csv, html), the figures, the table of Lake's one-shot runs and
-    provenance.json."""
+              lake=(), in_progress=()) -> None:
+    """Write the table (md, csv, html), the figures, the table of Lake's one-shot runs,
+    provenance.json and the list of runs in progress ((run folder, state path) pairs)."""
     threads = config.get("threads", 1)
     runs = load_runs(evals, summaries, threads)
     table = summarise(runs)
@@ -385,3 +388,4 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
     write_text(outputs["lake_csv"], lake_frame.to_csv(index=False))
     write_text(outputs["lake_markdown"], lake_markdown)
     write_json(outputs["provenance"], provenance(config, runs, workflow_dir))
+    write_text(outputs["in_progress"], progress_markdown(list(in_progress)))

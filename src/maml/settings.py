@@ -64,6 +64,16 @@ CELL_PATTERN = r"[1-9][0-9]*way[1-9][0-9]*shot"
 RUN_PATTERN = r"(?:[a-z][a-z0-9_]*-)?seed[0-9]+"
 # The table's label for the runs of the cells x seeds grid (an extra run has its own name).
 GRID = "grid"
+# The settings of every run when a run's identity was fixed (December 2026). A setting added
+# since enters a run's identity only where its value differs from its default, so adding a
+# default-valued setting retrains no run and orphans no checkpoint (a test checks); this list
+# is frozen, never extended.
+IDENTITY_KEYS = frozenset((
+    "method", "n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr",
+    "first_order", "first_order_until", "inner_bn", "bn_scale", "lslr", "per_step_bn",
+    "multi_step_loss", "msl_iterations", "meta_lr", "cosine_meta_lr", "meta_lr_min",
+    "iterations", "test_inner_steps", "test_k_query", "rotate", "split", "val_inner_steps",
+    "val_every", "val_tasks", "checkpoint_every", "seed", "device", "preset"))
 # Keys that only evaluation reads: changing them must not retrain a model.
 EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
 # Each one's training counterpart: validation adapts with the same steps, training tasks have
@@ -151,6 +161,18 @@ def with_defaults(settings: dict) -> dict:
 
 def training_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in EVALUATION_KEYS}
+
+
+def identity(settings: dict) -> dict:
+    """What names a run (its Snakemake params and checkpoint key): its settings, less those
+    added after IDENTITY_KEYS that keep their default (and so today's behaviour)."""
+    return {k: v for k, v in settings.items()
+            if k in IDENTITY_KEYS or k not in DEFAULTS or v != DEFAULTS[k]}
+
+
+def expand(identity_settings: dict) -> dict:
+    """A run's full settings from its identity (the inverse of `identity`)."""
+    return {**DEFAULTS, **identity_settings}
 
 
 def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
@@ -305,5 +327,5 @@ def check_config(config: dict) -> None:
 
 def fingerprint(settings: dict) -> str:
     """A short hash of the settings that shape a trained model (names its resume state)."""
-    text = json.dumps(training_settings(settings), sort_keys=True)
+    text = json.dumps(identity(training_settings(settings)), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -22,9 +22,10 @@ from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.evaluate import per_task_accuracies
 from maml.files import FileFormatError, load_arrays, save_arrays, write_json, write_text
-from maml import inner
+from maml import cpu, inner
 from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_weights
 from maml.model import Params, arrays_to_params, params_to_arrays
+from maml.progress import write_record
 from maml.settings import SettingsError, fingerprint
 from maml.tasks import TaskSampler
 
@@ -65,15 +66,17 @@ class Checkpoint:
         self.path = Path(path)
 
     def save(self, params, best, adam: Adam, rng, iteration, curve, best_val,
-             settings_key: str | None = None) -> None:
+             settings_key: str | None = None, segments=(), iterations=None) -> None:
+        """The state, and beside it the progress record (`maml.progress`)."""
         arrays = {**params_to_arrays(params, "param/"), **params_to_arrays(best, "best/")}
         arrays.update({f"adam_m/{k}": v for k, v in adam.m.items()})
         arrays.update({f"adam_v/{k}": v for k, v in adam.v.items()})
         meta = {"iteration": iteration, "adam_step": adam.step_count, "best_val": best_val,
                 "rng": rng.bit_generator.state, "curve": curve,
-                "settings_key": settings_key}
+                "settings_key": settings_key, "segments": list(segments)}
         arrays["meta"] = np.array(json.dumps(meta))
         save_arrays(self.path, arrays)
+        write_record(self.path, iteration, iterations or iteration, list(segments))
 
     def read(self) -> tuple[dict, dict]:
         """The saved arrays and the record beside them (iteration, curve, ...)."""
@@ -101,7 +104,7 @@ class Checkpoint:
         adam.v = {k[len("adam_v/"):]: v for k, v in arrays.items() if k.startswith("adam_v/")}
         adam.step_count = meta["adam_step"]
         rng.bit_generator.state = meta["rng"]
-        return meta["iteration"], meta["curve"], meta["best_val"]
+        return meta["iteration"], meta["curve"], meta["best_val"], meta.get("segments", [])
 
 
 def train(settings: dict, data_path, split_path, out_dir, state_path=None,
@@ -126,11 +129,11 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     loop = inner.for_settings(settings)
     best = OrderedDict((name, p.detach().clone()) for name, p in params.items())
     adam = Adam(params, settings["meta_lr"])
-    start, curve, best_val = 0, [], -1.0
+    start, curve, best_val, segments = 0, [], -1.0, []
     if resume and checkpoint.path.exists():
         try:
-            start, curve, best_val = checkpoint.load(params, best, adam, rng,
-                                                        resume_key(settings))
+            start, curve, best_val, segments = checkpoint.load(params, best, adam, rng,
+                                                                  resume_key(settings))
         except FileFormatError as error:  # e.g. a disk filled mid-write: the run starts again
             aside = checkpoint.path.with_name(checkpoint.path.name + ".unreadable")
             os.replace(checkpoint.path, aside)
@@ -138,7 +141,10 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
                   "(the same seed gives the same run)", file=sys.stderr)
 
     elapsed0 = curve[-1]["elapsed_s"] if curve else 0.0
-    clock = time.perf_counter()
+    clock, cpu_clock = time.perf_counter(), time.process_time()
+    # this process's share of the run, and where it ran (a resumed run has several)
+    segment = {"machine": cpu.machine(), "from_iteration": start, "to_iteration": start,
+               "cpu_s": 0.0, "wall_s": 0.0}
     steps = settings["inner_steps"]
     bar = tqdm(range(start, settings["iterations"]), initial=start, total=settings["iterations"],
                desc=f"train {n}-way {k}-shot seed {settings['seed']}", disable=not progress)
@@ -163,13 +169,19 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
         curve.append(row)
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
                         val=f"{best_val:.3f}")
+        segment.update(to_iteration=iteration + 1,
+                       cpu_s=round(time.process_time() - cpu_clock, 3),
+                       wall_s=round(time.perf_counter() - clock, 3))
         if (iteration + 1) % settings["checkpoint_every"] == 0 or done:
             checkpoint.save(params, best, adam, rng, iteration + 1, curve, best_val,
-                            resume_key(settings))
+                            resume_key(settings), [*segments, segment], settings["iterations"])
 
+    if segment["to_iteration"] > segment["from_iteration"]:
+        segments = [*segments, segment]
     summary = {"settings": settings, "iterations": settings["iterations"], "resumed_from": start,
                "best_val_accuracy": best_val,
-               "wall_time_s": curve[-1]["elapsed_s"] if curve else 0.0}
+               "wall_time_s": curve[-1]["elapsed_s"] if curve else 0.0,
+               "segments": segments}
     save_arrays(out_dir / "model.npz", params_to_arrays(best))
     write_text(out_dir / "curve.csv", curve_csv(curve))
     write_json(out_dir / "train.json", summary)

@@ -17,12 +17,32 @@ def settings_for(wildcards):
     )
 
 
-def all_runs(filename, split=None, cell=None):
+def state_path(split, method, cell, run):
+    """A run's resume state: outside its outputs, which Snakemake deletes before a rerun, and
+    named by its identity. Committed while the run is in progress (see maml.progress).
+    """
+    key = fingerprint(run_settings(config, method, cell, run, split))
+    return f"results/state/{split}/{method}/{cell}/{run}/{key}.npz"
+
+
+def all_runs(filename, split=None, cell=None, finished=False):
     """`filename` of every run of the config (methods x cells x seeds, then extra runs), e.g.
-    all eval.json files; with `split` and `cell`, only that split's runs of that cell.
+    all eval.json files; with `split` and `cell`, only that split's runs of that cell; with
+    `finished`, none whose checkpoint is short of its last iteration (in progress).
     """
     return [
         f"results/runs/{run_split}/{method}/{run_cell}/{run}/{filename}"
         for run_split, method, run_cell, run in grid_runs(config)
-        if split in (None, run_split) and cell in (None, run_cell)
+        if split in (None, run_split)
+        and cell in (None, run_cell)
+        and not (finished and in_progress(state_path(run_split, method, run_cell, run)))
     ]
+
+
+def runs_in_progress():
+    """(run folder, state path) of every run of the config with a checkpoint in progress."""
+    runs = [
+        (f"{split}/{method}/{cell}/{run}", state_path(split, method, cell, run))
+        for split, method, cell, run in grid_runs(config)
+    ]
+    return [(folder, state) for folder, state in runs if in_progress(state)]

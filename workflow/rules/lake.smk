@@ -22,7 +22,7 @@ rule lake_runs:
     input:
         model="results/runs/lake/{method}/20way1shot/{run}/model.npz",
         summary="results/runs/lake/{method}/20way1shot/{run}/train.json",
-        runs="resources/omniglot/all_runs.zip",
+        runs=ancient("resources/omniglot/all_runs.zip"),
     output:
         "results/runs/lake/{method}/20way1shot/{run}/lake_runs.json",
     log:

@@ -1,7 +1,9 @@
+# The data are identified by their content (md5-checked archives, deterministic preprocessing
+# and split), not by when they were made: data made again on a fresh clone retrain nothing.
 rule train:
     input:
-        data="resources/omniglot/omniglot28.npz",
-        split="resources/omniglot/splits/{split}.json",
+        data=ancient("resources/omniglot/omniglot28.npz"),
+        split=ancient("resources/omniglot/splits/{split}.json"),
     output:
         model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
         curve="results/runs/{split}/{method}/{cell}/{run}/curve.csv",
@@ -18,10 +20,11 @@ rule train:
         runtime=24 * 60,
         gpu=1 if ON_GPU else 0,
     params:
-        settings=lambda wildcards: training_settings(settings_for(wildcards)),
-        # resume state lives outside the outputs, which Snakemake deletes before a rerun
-        state=lambda wildcards: f"results/state/{wildcards.split}/{wildcards.method}/"
-        f"{wildcards.cell}/{wildcards.run}/{fingerprint(settings_for(wildcards))}.npz",
+        # a run's identity: a new default-valued setting changes neither it nor the state's name
+        settings=lambda wildcards: identity(training_settings(settings_for(wildcards))),
+        state=lambda wildcards: state_path(
+            wildcards.split, wildcards.method, wildcards.cell, wildcards.run
+        ),
     script:
         "../scripts/train.py"
 
@@ -30,8 +33,8 @@ rule evaluate:
     input:
         model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
         summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
-        data="resources/omniglot/omniglot28.npz",
-        split="resources/omniglot/splits/{split}.json",
+        data=ancient("resources/omniglot/omniglot28.npz"),
+        split=ancient("resources/omniglot/splits/{split}.json"),
     output:
         "results/runs/{split}/{method}/{cell}/{run}/eval.json",
     log:
@@ -46,7 +49,7 @@ rule evaluate:
         runtime=120,
         gpu=1 if ON_GPU else 0,
     params:
-        settings=settings_for,
+        settings=lambda wildcards: identity(settings_for(wildcards)),
         num_tasks=config["test_tasks"],
         test_seed=config["test_seed"],
     script:

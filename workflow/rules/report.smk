@@ -1,9 +1,11 @@
+# The table has the finished runs only; a run in progress (results/in_progress.md) joins it
+# once it has finished, at the next run of the pipeline.
 rule aggregate:
     input:
-        evals=all_runs("eval.json"),
-        summaries=all_runs("train.json"),
-        curves=all_runs("curve.csv"),
-        lake=all_runs("lake_runs.json", split="lake", cell="20way1shot"),
+        evals=all_runs("eval.json", finished=True),
+        summaries=all_runs("train.json", finished=True),
+        curves=all_runs("curve.csv", finished=True),
+        lake=all_runs("lake_runs.json", split="lake", cell="20way1shot", finished=True),
     output:
         markdown="results/table.md",
         csv="results/table.csv",
@@ -29,6 +31,7 @@ rule aggregate:
         lake_markdown="results/lake_runs.md",
         lake_csv="results/lake_runs.csv",
         provenance="results/provenance.json",
+        in_progress="results/in_progress.md",
     log:
         "logs/aggregate.log",
     benchmark:
@@ -41,5 +44,6 @@ rule aggregate:
         runtime=10,
     params:
         config=config,
+        in_progress=runs_in_progress(),
     script:
         "../scripts/aggregate.py"

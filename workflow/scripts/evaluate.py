@@ -11,8 +11,9 @@ configure(threads=snakemake.threads)  # before Paddle is imported
 
 from maml.evaluate import evaluate  # noqa: E402
 from maml.files import write_json  # noqa: E402
+from maml.settings import expand  # noqa: E402
 
 result = evaluate(snakemake.input.model, snakemake.input.data, snakemake.input.split,
-                  snakemake.params.settings, snakemake.params.num_tasks,
+                  expand(snakemake.params.settings), snakemake.params.num_tasks,
                   snakemake.params.test_seed)
 write_json(snakemake.output[0], result)

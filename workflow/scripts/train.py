@@ -11,7 +11,9 @@ configure(threads=snakemake.threads)  # before Paddle is imported
 
 from pathlib import Path  # noqa: E402
 
+from maml.settings import expand, training_settings  # noqa: E402
 from maml.train import train  # noqa: E402
 
-train(snakemake.params.settings, snakemake.input.data, snakemake.input.split,
+settings = training_settings(expand(snakemake.params.settings))
+train(settings, snakemake.input.data, snakemake.input.split,
       Path(snakemake.output.model).parent, state_path=snakemake.params.state, resume=True)

@@ -1,0 +1,58 @@
+"""Runs in progress: the record beside each checkpoint (iteration, iterations, the segments that
+trained it), a small JSON file read without Paddle by the workflow and the report.
+
+A run that needs more than one working session has its checkpoint committed under
+`results/state/`; the same pipeline command resumes it anywhere. Each segment (one process's
+share of the run) names the machine it ran on, since float32 results are bit-identical only
+on one CPU kind: a segment on another kind continues the run, but not bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from maml.files import read_json, write_json
+
+
+def record_path(state_path: str | os.PathLike) -> Path:
+    """The progress record beside a checkpoint: <key>.npz -> <key>.json."""
+    return Path(state_path).with_suffix(".json")
+
+
+def write_record(state_path, iteration: int, iterations: int, segments: list[dict]) -> None:
+    write_json(record_path(state_path),
+               {"iteration": iteration, "iterations": iterations, "segments": segments})
+
+
+def read_record(state_path) -> dict | None:
+    """The record beside a checkpoint, or None if there is none."""
+    path = record_path(state_path)
+    return read_json(path) if path.exists() else None
+
+
+def in_progress(state_path) -> bool:
+    """Whether a run has a checkpoint short of its last iteration: started, not finished."""
+    record = read_record(state_path)
+    return record is not None and record["iteration"] < record["iterations"]
+
+
+def progress_markdown(runs: list[tuple[str, str]]) -> str:
+    """(run folder, state path) of each run in progress -> a markdown list with iteration
+    counts and the machines of its segments."""
+    lines = ["# Runs in progress", "",
+             "Checkpoints committed under `results/state/`; the pipeline resumes them. A run "
+             "appears in the table once it has finished.", ""]
+    rows = [(folder, read_record(state)) for folder, state in runs]
+    rows = [(folder, record) for folder, record in rows if record]
+    if not rows:
+        return "\n".join(lines + ["None.", ""])
+    lines += ["| run | iterations done | of | CPU-hours so far | machines |",
+              "| --- | --- | --- | --- | --- |"]
+    for folder, record in rows:
+        segments = record["segments"]
+        cpu_hours = sum(s["cpu_s"] for s in segments) / 3600
+        machines = "; ".join(dict.fromkeys(s["machine"]["kind"] for s in segments))
+        lines.append(f"| {folder} | {record['iteration']} | {record['iterations']} | "
+                     f"{cpu_hours:.2f} | {machines} |")
+    return "\n".join(lines) + "\n"
