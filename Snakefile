@@ -3,6 +3,7 @@
 
 import re
 import sys
+from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
@@ -10,21 +11,31 @@ from snakemake.utils import min_version, validate
 sys.path.insert(0, f"{workflow.basedir}/src")
 
 from maml.data import ARCHIVES, data_config
+from maml.files import settle_times
 from maml.progress import in_progress
 from maml.settings import (
     CELL_PATTERN,
+    LABEL_PATTERN,
     METHODS,
     RUN_PATTERN,
     SPLITS,
     check_config,
+    ensembles,
+    extra_seeds,
     fingerprint,
     grid_runs,
     identity,
+    run_name,
     run_settings,
     training_settings,
 )
 
 min_version("9.0")
+
+# In a workdir where Snakemake has finished no job yet (a fresh clone), the committed results
+# get one modification time, so that checkout order makes none of them look out of date.
+if not any(Path(".snakemake/metadata").glob("*")):
+    settle_times("results")
 
 
 configfile: "config.yaml"
@@ -52,3 +63,4 @@ rule all:
         # runs in progress too, which the table leaves out until they have finished
         all_runs("eval.json"),
         all_runs("lake_runs.json", split="lake", cell="20way1shot"),
+        ensemble_files(),

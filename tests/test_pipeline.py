@@ -70,7 +70,9 @@ def test_table_holds_the_evaluation_files_numbers(finished):
         assert all(e["method"] == row.method for e in evals)
         accuracies = np.array([100 * e["accuracy"] for e in evals])
         assert row.accuracy == pytest.approx(accuracies.mean(), abs=1e-9)
-        assert row.ci95_seeds == pytest.approx(1.96 * accuracies.std(ddof=1) / math.sqrt(2))
+        # the 95% t interval over two seeds: t(0.975, 1 degree of freedom) = 12.706
+        assert row.ci95_seeds == pytest.approx(12.7062 * accuracies.std(ddof=1) / math.sqrt(2),
+                                               rel=1e-5)
         assert row.per_seed == "; ".join(f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f}"
                                          for e in evals)
         assert row.test_tasks == 6 == evals[0]["num_tasks"] and row.iterations == 4
@@ -265,6 +267,30 @@ def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
         for job in provenance["jobs"]]
 
 
+ENSEMBLE = {**SMALL, "extra_runs": {"three": {
+    "cell": "5way1shot", "seeds": [0, 1, 2], "method": "maml++", "ensemble": True,
+    "overrides": SMALL["overrides"]}}}
+
+
+def test_an_ensemble_gets_a_labelled_row_beside_its_members(finished, tmp_path):
+    workdir = tmp_path / "workflow"
+    shutil.copytree(finished, workdir, symlinks=True)
+    assert planned_jobs(workdir, config=ENSEMBLE) == {
+        "train": 3, "evaluate": 3, "ensemble": 1, "aggregate": 1, "all": 1}
+    snakemake(workdir, "--cores", "2", config=ENSEMBLE)
+    table = pd.read_csv(workdir / "results" / "table.csv")
+    members, ensemble = (table[table.run == name].iloc[0] for name in ("three", "three ensemble"))
+    result = json.loads((workdir / "results/ensembles/finn/maml++/5way1shot/three.json")
+                        .read_text())
+    assert len(result["members"]) == 3 and len(result["task_accuracy"]) == SMALL["test_tasks"]
+    assert ensemble.accuracy == pytest.approx(100 * result["accuracy"], abs=1e-9)
+    assert ensemble.ensemble and not members.ensemble and ensemble.seeds == 3
+    assert ensemble.iterations == members.iterations
+    assert f"| 5way1shot | maml++ | three ensemble (laptop) | {ensemble.accuracy:.2f} " \
+           "(ensemble of 3 seeds) |" in (workdir / "results" / "table.md").read_text()
+    assert "three ensemble" not in (workdir / "results" / "best_per_cell.md").read_text()
+
+
 LAKE = {**SMALL, "extra_runs": {"lake": {"cell": "20way1shot", "split": "lake", "seeds": [0, 1],
                                          "overrides": SMALL["overrides"]}}}
 
@@ -314,9 +340,10 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start_and_wait_for_a_checkpoint(workdir) -> subprocess.Popen:
-    """Start the pipeline on RESUME in its own session; return once training checkpointed."""
-    (workdir / "test-config.yaml").write_text(yaml.safe_dump(RESUME))
+def _start_and_wait_for_a_checkpoint(workdir, config=RESUME) -> subprocess.Popen:
+    """Start the pipeline on `config` in its own session; return once seed 0's training
+    checkpointed."""
+    (workdir / "test-config.yaml").write_text(yaml.safe_dump(config))
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
          "--configfile", str(workdir / "test-config.yaml"), "--cores", "1"],
@@ -382,3 +409,52 @@ def test_interrupted_training_resumes_and_matches(tmp_path, uninterrupted, sig):
     theirs = json.loads((uninterrupted / "results/runs/finn/maml/5way1shot/seed0/eval.json")
                         .read_text())
     assert ours["task_accuracy"] == theirs["task_accuracy"]
+
+
+TWO_SEEDS = {**RESUME, "seeds": [0, 1]}
+
+
+def _git(workdir, *args):
+    subprocess.run(["git", "-C", str(workdir), "-c", "user.name=t", "-c", "user.email=t@t",
+                    *args], check=True, capture_output=True)
+
+
+def test_a_committed_checkpoint_resumes_in_a_fresh_clone(tmp_path, uninterrupted):
+    """A run that outlives a session: stopped after its first checkpoint, results/ committed
+    (the checkpoint with it), then a fresh clone's pipeline leaves it out of the table while in
+    progress and resumes it to the uninterrupted run's curve; every segment is recorded."""
+    first = tmp_path / "first"
+    first.mkdir()
+    snakemake(first, "--cores", "1", "results/runs/finn/maml/5way1shot/seed1/eval.json",
+              config=TWO_SEEDS)
+    (first / "test-config.yaml").write_text(yaml.safe_dump(TWO_SEEDS))
+    process = _start_and_wait_for_a_checkpoint(first, TWO_SEEDS)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    state = next((first / "results/state/finn/maml/5way1shot/seed0").glob("*.npz"))
+    record = json.loads(state.with_suffix(".json").read_text())
+    assert 0 < record["iteration"] < record["iterations"] == 150
+    _git(first, "init", "-q")
+    _git(first, "add", "results", "test-config.yaml")
+    _git(first, "commit", "-q", "-m", "a run in progress")
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(first), str(clone)], check=True)
+    # in progress: a table of the finished seed only, and nothing finished is redone
+    finished_only = ("results/table.md", "--config", "table_runs=finished")
+    assert planned_jobs(clone, *finished_only) == {"aggregate": 1}
+    snakemake(clone, "--cores", "1", *finished_only)
+    table = pd.read_csv(clone / "results/table.csv")
+    assert table["per_seed"].str.count(";").tolist() == [0]  # one seed
+    assert "finn/maml/5way1shot/seed0 | " in (clone / "results/in_progress.md").read_text()
+    snakemake(clone, "--cores", "1")
+    summary = json.loads((clone / "results/runs/finn/maml/5way1shot/seed0/train.json").read_text())
+    assert summary["resumed_from"] == record["iteration"] > 0
+    pd.testing.assert_frame_equal(_curve(clone), _curve(uninterrupted))
+    segments = summary["segments"]
+    assert [(s["from_iteration"], s["to_iteration"]) for s in segments] == [
+        (0, record["iteration"]), (record["iteration"], 150)]
+    assert all(s["machine"]["kind"] and s["cpu_s"] > 0 for s in segments)
+    assert json.loads((clone / "results/provenance.json").read_text())["jobs"][0]["segments"]
+    assert "None." in (clone / "results/in_progress.md").read_text()
+    assert pd.read_csv(clone / "results/table.csv")["per_seed"].str.count(";").tolist() == [1]

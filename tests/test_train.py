@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maml.evaluate import confidence_interval, evaluate
+from maml.evaluate import confidence_interval, evaluate, evaluate_ensemble
 from maml.files import load_arrays
 from maml.settings import SettingsError, parse_run, resolve, run_name
 from maml.train import meta_lr, train
@@ -327,3 +327,22 @@ def test_test_time_settings_equal_their_training_counterparts_in_every_preset():
                     assert with_defaults(training_only) == {**settings, "preset": preset}
                     checked += 1
     assert checked == 4 * 8  # four cells; maml and fomaml 3 presets each, maml++ 2
+
+
+def test_an_ensemble_of_one_model_scores_as_the_model_and_two_differ(prepared, tmp_path):
+    """Averaging probabilities: one member gives the model's own answers; two members of
+    different seeds give the same tasks their own (averaged) answers."""
+    paths = []
+    for seed in (0, 1):
+        run(prepared, tmp_path / f"s{seed}", 10, s={"seed": seed})
+        paths.append(tmp_path / f"s{seed}" / "model.npz")
+    settings = resolve(5, 1, **{**TINY, "iterations": 10})
+    alone = evaluate(paths[0], prepared["data_path"], prepared["splits"]["finn"], settings, 20,
+                     progress=False)
+    one = evaluate_ensemble(paths[:1], prepared["data_path"], prepared["splits"]["finn"],
+                            settings, 20, progress=False)
+    np.testing.assert_allclose(one["task_accuracy"], alone["task_accuracy"], atol=1e-6)
+    two = evaluate_ensemble(paths, prepared["data_path"], prepared["splits"]["finn"], settings,
+                            20, progress=False)
+    assert two["members"] == [str(p) for p in paths] and len(two["task_accuracy"]) == 20
+    assert two["task_accuracy"] != one["task_accuracy"]

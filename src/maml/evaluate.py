@@ -13,7 +13,7 @@ from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.files import load_arrays
 from maml.inner import InnerLoop
-from maml.meta import adaptation_accuracies, as_tensors, task_groups
+from maml.meta import adaptation_accuracies, adapted_probabilities, as_tensors, task_groups
 from maml.model import Params, arrays_to_params
 from maml.settings import check_num_tasks, with_defaults
 from maml.tasks import TaskIndices, TaskSampler
@@ -37,6 +37,12 @@ def per_task_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler,
     return np.concatenate(rows)
 
 
+def _test_sampler(data_path, split_path, settings: dict) -> TaskSampler:
+    data, split = load_omniglot(data_path), load_split(split_path)
+    return TaskSampler(data.images, split["parts"]["test"], settings["n_way"],
+                       settings["k_shot"], settings["test_k_query"], settings["rotate"])
+
+
 def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,
              test_seed: int = 0, progress: bool = True) -> dict:
     """Adapt to each of `num_tasks` fixed test tasks for 0..test_inner_steps steps."""
@@ -44,9 +50,7 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
     settings = with_defaults(settings)
     use_device(settings["device"])
     params = arrays_to_params(load_arrays(model_path))
-    data, split = load_omniglot(data_path), load_split(split_path)
-    sampler = TaskSampler(data.images, split["parts"]["test"], settings["n_way"],
-                          settings["k_shot"], settings["test_k_query"], settings["rotate"])
+    sampler = _test_sampler(data_path, split_path, settings)
     steps, lr = settings["test_inner_steps"], settings["inner_lr"]
     clock = time.perf_counter()
     per_task = per_task_accuracies(params, inner.for_settings(settings), sampler,
@@ -60,5 +64,37 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
         "per_step_accuracy": [float(a) for a in means],
         "per_step_ci95": [float(c) for c in intervals],
         "task_accuracy": [float(a) for a in per_task[:, -1]],
+        "wall_time_s": round(time.perf_counter() - clock, 3),
+    }
+
+
+def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_tasks: int = 600,
+                      test_seed: int = 0, progress: bool = True) -> dict:
+    """Models of one configuration (e.g. its seeds) as one ensemble on the fixed test tasks:
+    each adapts on its own, their query class probabilities are averaged, and the average's
+    most probable class is the answer (MAML++'s published numbers are such ensembles)."""
+    check_num_tasks(num_tasks)
+    settings = with_defaults(settings)
+    use_device(settings["device"])
+    members = [arrays_to_params(load_arrays(path)) for path in model_paths]
+    loop, steps = inner.for_settings(settings), settings["test_inner_steps"]
+    sampler = _test_sampler(data_path, split_path, settings)
+    tasks = sampler.fixed_tasks(test_seed, num_tasks)
+    images = sampler.n_way * (sampler.k_shot + sampler.k_query)
+    clock, rows = time.perf_counter(), []
+    with tqdm(total=len(tasks), desc="ensemble", unit="task", disable=not progress) as bar:
+        for group in task_groups(len(tasks), images):
+            support_x, support_y, query_x, query_y = as_tensors(sampler.build(tasks[group]))
+            mean = sum(adapted_probabilities(params, loop, support_x, support_y, query_x, steps)
+                       for params in members) / len(members)
+            rows.append((mean.argmax(axis=2) == query_y.numpy()).mean(axis=1))
+            bar.update(group.stop - group.start)
+    per_task = np.concatenate(rows)
+    return {
+        "n_way": settings["n_way"], "k_shot": settings["k_shot"],
+        "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
+        "method": settings["method"], "inner_steps": steps, "members": [str(p) for p in model_paths],
+        "accuracy": float(per_task.mean()), "ci95": float(confidence_interval(per_task)),
+        "task_accuracy": [float(a) for a in per_task],
         "wall_time_s": round(time.perf_counter() - clock, 3),
     }

@@ -148,6 +148,18 @@ def adaptation_accuracies(params: Params, loop: InnerLoop, support_x, support_y,
     return np.stack(accs, axis=1)
 
 
+def adapted_probabilities(params: Params, loop: InnerLoop, support_x, support_y, query_x,
+                          steps: int) -> np.ndarray:
+    """Each task's query class probabilities after `steps` inner steps, [T, Q, n] float64,
+    the queries classified together (batch-norm statistics over them, the paper's protocol)."""
+    *_, fast = adaptation(params, loop, support_x, support_y, steps, None)
+    with paddle.no_grad():
+        logits = forward(fast, query_x, max(steps - 1, 0)).numpy().astype(np.float64)
+    logits -= logits.max(axis=2, keepdims=True)
+    probabilities = np.exp(logits)
+    return probabilities / probabilities.sum(axis=2, keepdims=True)
+
+
 def _leaves(params: Params) -> Params:
     """Graph-free copies that gradients can still be taken with respect to."""
     leaves = OrderedDict()

@@ -23,8 +23,8 @@ import paddle
 from maml import inner
 from maml.data import DataError, check_dark_on_light, decode_image
 from maml.files import load_arrays, read_json
-from maml.meta import adaptation
-from maml.model import Params, arrays_to_params, forward
+from maml.meta import adapted_probabilities
+from maml.model import Params, arrays_to_params
 from maml.settings import with_defaults
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
@@ -141,14 +141,9 @@ def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray
     def batch(x):
         return paddle.to_tensor(x[None, :, None].astype(np.float32))
 
-    sx, qx = batch(support_x), batch(query_x)
     sy = paddle.to_tensor(support_y[None].astype(np.int64))
-    *_, fast = adaptation(model.params, inner.for_settings(settings), sx, sy, steps, None)
-    with paddle.no_grad():
-        logits = forward(fast, qx, max(steps - 1, 0)).numpy()[0].astype(np.float64)
-    logits -= logits.max(axis=1, keepdims=True)
-    probabilities = np.exp(logits)
-    return probabilities / probabilities.sum(axis=1, keepdims=True)
+    return adapted_probabilities(model.params, inner.for_settings(settings), batch(support_x),
+                                 sy, batch(query_x), steps)[0]
 
 
 def predict(model_path, support, queries, steps: int | None = None,

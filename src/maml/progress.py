@@ -44,7 +44,8 @@ def progress_markdown(runs: list[tuple[str, str]]) -> str:
              "Checkpoints committed under `results/state/`; the pipeline resumes them. A run "
              "appears in the table once it has finished.", ""]
     rows = [(folder, read_record(state)) for folder, state in runs]
-    rows = [(folder, record) for folder, record in rows if record]
+    rows = [(folder, record) for folder, record in rows  # some may have finished since
+            if record and record["iteration"] < record["iterations"]]
     if not rows:
         return "\n".join(lines + ["None.", ""])
     lines += ["| run | iterations done | of | CPU-hours so far | machines |",

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from maml import cpu, lake  # noqa: E402
 from maml.files import atomic_write, read_json, write_json, write_text  # noqa: E402
@@ -33,7 +34,7 @@ PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
 REFERENCE = {"5way1shot": 99.2, "5way5shot": 99.5, "20way1shot": 95.0, "20way5shot": 98.7}
 # MAML++'s published Omniglot accuracies (Antoniou, Edwards and Storkey 2019, Table 1; each an
 # ensemble of the top 5 models of three seeds, where this table's runs are single models).
-MAML_PLUS_PLUS = {"5way1shot": 99.47, "5way5shot": 99.85, "20way1shot": 97.65,
+MAML_PLUS_PLUS = {"5way1shot": 99.47, "5way5shot": 99.93, "20way1shot": 97.65,
                   "20way5shot": 99.33}
 PACKAGES = ("maml-omniglot", "paddlepaddle", "paddlepaddle-gpu", "numpy", "opencv-python-headless",
             "pandas", "tqdm", "pooch", "matplotlib", "snakemake", "pyyaml")
@@ -51,6 +52,15 @@ def _run_label(path) -> str:
 
 def _method(settings: dict) -> str:
     return with_defaults(settings)["method"]  # models trained before the methods axis: MAML
+
+
+def t_interval(values) -> float:
+    """Half-width of the 95% t interval of the mean of `values` (n - 1 degrees of freedom:
+    4.30 s / sqrt(3) for three seeds); NaN for a single value."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
@@ -77,19 +87,18 @@ def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
 
 
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell, method and run: mean over seeds with a 95% interval across seeds
-    (1.96 s / sqrt(seeds)).
+    """Per cell, method and run: mean over seeds with a 95% t interval across seeds.
 
     Within a cell, rows keep the config's order: the grid's methods, then the extra runs.
     """
     rows = []
     for (cell, method, run), group in runs.groupby(["cell", "method", "run"], sort=False):
         acc = group["accuracy"].to_numpy()
-        spread = 1.96 * acc.std(ddof=1) / math.sqrt(len(acc)) if len(acc) > 1 else float("nan")
+        spread = t_interval(acc)
         paper = PAPER.get(cell, (float("nan"), float("nan")))
         rows.append({
             "cell": cell, "method": method, "run": run, "preset": group["preset"].iloc[0],
-            "split": group["split"].iloc[0], "seeds": len(acc),
+            "split": group["split"].iloc[0], "seeds": len(acc), "ensemble": False,
             "accuracy": acc.mean(), "ci95_seeds": spread,
             "per_seed": "; ".join(f"{a:.2f} ± {c:.2f}" for a, c in
                                   zip(group["accuracy"], group["ci95"])),
@@ -103,12 +112,35 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
             "reference": REFERENCE.get(cell, float("nan")),
         })
     table = pd.DataFrame(rows)
+    return in_cell_order(table)
+
+
+def in_cell_order(table: pd.DataFrame) -> pd.DataFrame:
     order = {cell: i for i, cell in enumerate(PAPER)}
     return table.sort_values("cell", key=lambda c: c.map(lambda x: order.get(x, 99)),
                              kind="stable")
 
 
+def ensemble_rows(ensemble_files, table: pd.DataFrame) -> pd.DataFrame:
+    """One labelled row per ensemble (results/ensembles/<split>/<method>/<cell>/<run>.json),
+    beside its members' row of `table`: its accuracy, its members' iterations and cost."""
+    rows = []
+    for path in ensemble_files:
+        result, path = read_json(path), Path(path)
+        split, method, cell, run = path.parts[-4], path.parts[-3], path.parts[-2], path.stem
+        members = table[(table["cell"] == cell) & (table["method"] == method)
+                        & (table["run"] == run) & (table["split"] == split)].iloc[0]
+        rows.append({**members.to_dict(), "run": f"{run} ensemble", "ensemble": True,
+                     "seeds": len(result["members"]), "accuracy": 100 * result["accuracy"],
+                     "ci95_seeds": float("nan"),
+                     "per_seed": f"{100 * result['accuracy']:.2f} ± {100 * result['ci95']:.2f} "
+                                 f"(one ensemble of {len(result['members'])} models)"})
+    return pd.DataFrame(rows)
+
+
 def _accuracy_over_seeds(row) -> str:
+    if row.ensemble:
+        return f"{row.accuracy:.2f} (ensemble of {row.seeds} seeds)"
     if row.seeds > 1:
         return f"{row.accuracy:.2f} ± {row.ci95_seeds:.2f} ({row.seeds} seeds)"
     return f"{row.accuracy:.2f} (1 seed)"
@@ -121,7 +153,8 @@ MARKDOWN_COLUMNS = (
     ("method", lambda row, split: row.method),
     ("run (preset)", lambda row, split: f"{row.run} ({row.preset}"
      f"{'' if row.split == split else f'; {row.split} split'})"),
-    ("this code (mean ± 95% over seeds)", lambda row, split: _accuracy_over_seeds(row)),
+    ("this code (mean ± 95% t interval over seeds)",
+     lambda row, split: _accuracy_over_seeds(row)),
     ("per seed (± 95% over test tasks)", lambda row, split: row.per_seed),
     ("iterations", lambda row, split: f"{row.iterations}"),
     ("train CPU-hours/seed", lambda row, split: f"{row.train_cpu_hours:.2f}"),
@@ -153,7 +186,7 @@ def _published(numbers: dict, row) -> float:
 BEST_COLUMNS = (
     ("cell", lambda row: row.cell),
     ("highest here: method, run (preset)", lambda row: f"{row.method}, {row.run} ({row.preset})"),
-    ("test accuracy", _accuracy_over_seeds),
+    ("test accuracy (± 95% t interval over seeds)", _accuracy_over_seeds),
     ("iterations", lambda row: f"{row.iterations}"),
     ("train CPU-hours/seed", lambda row: f"{row.train_cpu_hours:.2f}"),
     ("paper (MAML)", lambda row: f"{_published(PAPER, row):.1f}"),
@@ -165,10 +198,10 @@ BEST_COLUMNS = (
 
 def best_per_cell(table: pd.DataFrame, split: str) -> str:
     """Per cell, the run on `split` (the grid's; another split has other test characters)
-    with the highest test accuracy (mean over its seeds; a report of what was reached, not a
-    choice of setting): its cost and the gaps left to the paper's MAML and to MAML++'s
-    published numbers. Markdown."""
-    on_split = table[table["split"] == split]
+    with the highest test accuracy (mean over its seeds; single models, not ensembles; a
+    report of what was reached, not a choice of setting): its cost and the gaps left to the
+    paper's MAML and to MAML++'s published numbers. Markdown."""
+    on_split = table[(table["split"] == split) & ~table["ensemble"].astype(bool)]
     best = on_split.loc[on_split.groupby("cell", sort=False)["accuracy"].idxmax()]
     return _markdown(BEST_COLUMNS, best.itertuples())
 
@@ -334,7 +367,7 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
 
 def lake_table(lake_files, summaries_by_folder: dict) -> tuple[pd.DataFrame, str]:
     """Error on Lake's 20 one-shot runs: each method and run's models (mean over seeds, with
-    1.96 s / sqrt(seeds)), then the published figures. (csv frame, markdown)"""
+    the 95% t interval over them), then the published figures. (csv frame, markdown)"""
     rows = []
     for path in lake_files:
         result = read_json(path)
@@ -345,7 +378,7 @@ def lake_table(lake_files, summaries_by_folder: dict) -> tuple[pd.DataFrame, str
     table = []
     for (method, run), group in models.groupby(["method", "run"], sort=False):
         errors = group["error_percent"].to_numpy()
-        spread = 1.96 * errors.std(ddof=1) / math.sqrt(len(errors)) if len(errors) > 1 else None
+        spread = t_interval(errors) if len(errors) > 1 else None
         table.append({"model": f"this code: {method}, {run} (lake split, {len(errors)} seeds)",
                       "error_percent": errors.mean(), "ci95_seeds": spread,
                       "per_seed": "; ".join(f"{e:.1f}" for e in errors),
@@ -356,7 +389,7 @@ def lake_table(lake_files, summaries_by_folder: dict) -> tuple[pd.DataFrame, str
     frame = pd.DataFrame(table)
     lines = ["Error rate (%) on Lake, Salakhutdinov and Tenenbaum's 20 within-alphabet 20-way "
              "one-shot runs (all_runs.zip). A test set: no setting here was chosen by looking "
-             "at it.", "", "| model | error % | per seed | source |", "| --- | --- | --- | --- |"]
+             "at it.", "", "| model | error % (± 95% t interval over seeds) | per seed | source |", "| --- | --- | --- | --- |"]
     if models.empty:
         lines.insert(1, "\nThis config has no lake-split 20-way 1-shot model to score.")
     for row in frame.itertuples():
@@ -368,12 +401,15 @@ def lake_table(lake_files, summaries_by_folder: dict) -> tuple[pd.DataFrame, str
 
 
 def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir=".",
-              lake=(), in_progress=()) -> None:
+              lake=(), in_progress=(), ensembles=()) -> None:
     """Write the table (md, csv, html), the figures, the table of Lake's one-shot runs,
     provenance.json and the list of runs in progress ((run folder, state path) pairs)."""
     threads = config.get("threads", 1)
     runs = load_runs(evals, summaries, threads)
     table = summarise(runs)
+    if ensembles:
+        table = in_cell_order(pd.concat([table, ensemble_rows(ensembles, table)],
+                                        ignore_index=True))
     write_text(outputs["csv"], table.to_csv(index=False))
     split = config.get("split", "finn")
     write_text(outputs["markdown"], markdown_table(table, split))

@@ -61,7 +61,8 @@ MAX_TASKS = 100_000
 # A cell's name, e.g. 20way5shot; the workflow constrains its wildcard with the same pattern.
 CELL_PATTERN = r"[1-9][0-9]*way[1-9][0-9]*shot"
 # A run's folder within its cell: seed3 for the config's grid, long-seed0 for the extra run "long".
-RUN_PATTERN = r"(?:[a-z][a-z0-9_]*-)?seed[0-9]+"
+LABEL_PATTERN = r"[a-z][a-z0-9_]*"  # an extra run's name
+RUN_PATTERN = rf"(?:{LABEL_PATTERN}-)?seed[0-9]+"
 # The table's label for the runs of the cells x seeds grid (an extra run has its own name).
 GRID = "grid"
 # The settings of every run when a run's identity was fixed (December 2026). A setting added
@@ -276,6 +277,14 @@ def grid_runs(config: dict) -> list[tuple[str, str, str, str]]:
                    for seed in extra_seeds(extra)]
 
 
+def ensembles(config: dict) -> list[tuple[str, str, str, str, list[int]]]:
+    """(split, method, cell, label, seeds) of every extra run whose seeds are also tested as
+    one ensemble (`ensemble: true`)."""
+    return [(extra_split(config, extra), extra_method(extra), extra["cell"], label,
+             extra_seeds(extra))
+            for label, extra in config.get("extra_runs", {}).items() if extra.get("ensemble")]
+
+
 def run_settings(config: dict, method: str, cell: str, run: str,
                  split: str | None = None) -> dict:
     """Settings of one run: a grid method, cell and seed, or an extra run with its own method,
@@ -318,6 +327,8 @@ def check_config(config: dict) -> None:
         try:
             if label == GRID:
                 raise SettingsError(f"the name {GRID!r} is the table's label for the grid's runs")
+            if extra.get("ensemble") and len(extra_seeds(extra)) < 2:
+                raise SettingsError("ensemble: an ensemble needs at least two seeds")
             for seed in extra_seeds(extra):
                 run_settings(config, extra_method(extra), extra["cell"], run_name(seed, label),
                              extra_split(config, extra))

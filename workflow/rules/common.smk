@@ -9,6 +9,7 @@ wildcard_constraints:
     method="|".join(re.escape(method) for method in METHODS),
     cell=CELL_PATTERN,
     run=RUN_PATTERN,
+    label=LABEL_PATTERN,
 
 
 def settings_for(wildcards):
@@ -25,17 +26,48 @@ def state_path(split, method, cell, run):
     return f"results/state/{split}/{method}/{cell}/{run}/{key}.npz"
 
 
+def has_finished(split, method, cell, run):
+    """Whether a run has trained to its end: its train.json is there, and no checkpoint of
+    its settings is short of the last iteration."""
+    folder = f"results/runs/{split}/{method}/{cell}/{run}"
+    return Path(f"{folder}/train.json").exists() and not in_progress(
+        state_path(split, method, cell, run)
+    )
+
+
 def all_runs(filename, split=None, cell=None, finished=False):
     """`filename` of every run of the config (methods x cells x seeds, then extra runs), e.g.
     all eval.json files; with `split` and `cell`, only that split's runs of that cell; with
-    `finished`, none whose checkpoint is short of its last iteration (in progress).
+    `finished`, only runs that have trained to their end (`has_finished`).
     """
     return [
         f"results/runs/{run_split}/{method}/{run_cell}/{run}/{filename}"
         for run_split, method, run_cell, run in grid_runs(config)
         if split in (None, run_split)
         and cell in (None, run_cell)
-        and not (finished and in_progress(state_path(run_split, method, run_cell, run)))
+        and (not finished or has_finished(run_split, method, run_cell, run))
+    ]
+
+
+def ensemble_files(finished=False):
+    """Every ensemble's eval file; with `finished`, those whose members have all finished."""
+    return [
+        f"results/ensembles/{split}/{method}/{cell}/{label}.json"
+        for split, method, cell, label, seeds in ensembles(config)
+        if not finished
+        or all(
+            has_finished(split, method, cell, run_name(seed, label)) for seed in seeds
+        )
+    ]
+
+
+def ensemble_members(wildcards, filename):
+    """`filename` of each seed's run of the ensemble `wildcards.label`."""
+    seeds = extra_seeds(config["extra_runs"][wildcards.label])
+    return [
+        f"results/runs/{wildcards.split}/{wildcards.method}/{wildcards.cell}/"
+        f"{run_name(seed, wildcards.label)}/{filename}"
+        for seed in seeds
     ]
 
 

@@ -54,3 +54,42 @@ rule evaluate:
         test_seed=config["test_seed"],
     script:
         "../scripts/evaluate.py"
+
+
+rule ensemble:
+    input:
+        models=lambda wildcards: ensemble_members(wildcards, "model.npz"),
+        summaries=lambda wildcards: ensemble_members(wildcards, "train.json"),
+        data=ancient("resources/omniglot/omniglot28.npz"),
+        split=ancient("resources/omniglot/splits/{split}.json"),
+    output:
+        "results/ensembles/{split}/{method}/{cell}/{label}.json",
+    log:
+        "logs/ensemble/{split}/{method}/{cell}/{label}.log",
+    benchmark:
+        "logs/benchmarks/ensemble/{split}/{method}/{cell}/{label}.tsv"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=360,
+        gpu=1 if ON_GPU else 0,
+    params:
+        # the members differ in their seed only: the first one's settings serve them all
+        settings=lambda wildcards: identity(
+            run_settings(
+                config,
+                wildcards.method,
+                wildcards.cell,
+                run_name(
+                    extra_seeds(config["extra_runs"][wildcards.label])[0],
+                    wildcards.label,
+                ),
+                wildcards.split,
+            )
+        ),
+        num_tasks=config["test_tasks"],
+        test_seed=config["test_seed"],
+    script:
+        "../scripts/ensemble.py"

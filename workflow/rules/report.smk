@@ -1,11 +1,16 @@
-# The table has the finished runs only; a run in progress (results/in_progress.md) joins it
-# once it has finished, at the next run of the pipeline.
+# With `table_runs: finished`, the table leaves out runs in progress (results/in_progress.md).
+FINISHED = config["table_runs"] == "finished"
+
+
 rule aggregate:
     input:
-        evals=all_runs("eval.json", finished=True),
-        summaries=all_runs("train.json", finished=True),
-        curves=all_runs("curve.csv", finished=True),
-        lake=all_runs("lake_runs.json", split="lake", cell="20way1shot", finished=True),
+        evals=all_runs("eval.json", finished=FINISHED),
+        summaries=all_runs("train.json", finished=FINISHED),
+        curves=all_runs("curve.csv", finished=FINISHED),
+        lake=all_runs(
+            "lake_runs.json", split="lake", cell="20way1shot", finished=FINISHED
+        ),
+        ensembles=ensemble_files(finished=FINISHED),
     output:
         markdown="results/table.md",
         csv="results/table.csv",

@@ -1,0 +1,19 @@
+"""Snakemake glue for `maml.evaluate.evaluate_ensemble`."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
+
+from maml.cpu import configure  # noqa: E402
+
+configure(threads=snakemake.threads)  # before Paddle is imported
+
+from maml.evaluate import evaluate_ensemble  # noqa: E402
+from maml.files import write_json  # noqa: E402
+from maml.settings import expand  # noqa: E402
+
+result = evaluate_ensemble(snakemake.input.models, snakemake.input.data, snakemake.input.split,
+                           expand(snakemake.params.settings), snakemake.params.num_tasks,
+                           snakemake.params.test_seed)
+write_json(snakemake.output[0], result)
