@@ -45,6 +45,37 @@ def test_forward_matches_conv2d_and_batch_norm_kernels():
                                    rtol=1e-10, atol=1e-10)
 
 
+def reference_forward_with_statistics_of(params, x, shots):
+    """One task's logits, batch norm taking its statistics from the first `shots` images:
+    Paddle's batch_norm in inference mode, given their mean and (biased) variance."""
+    h = x
+    for b in range(4):
+        kernel = paddle.to_tensor(conv_kernel(params[f"conv{b}.weight"].numpy()))
+        h = F.conv2d(h, kernel, stride=2, padding=1)
+        mean = h[:shots].mean(axis=[0, 2, 3])
+        variance = paddle.var(h[:shots], axis=[0, 2, 3], unbiased=False)
+        h = F.relu(F.batch_norm(h, mean, variance, params[f"bn{b}.weight"],
+                                params[f"bn{b}.bias"], training=False, epsilon=BN_EPS))
+    return paddle.matmul(h.mean(axis=[2, 3]), params["fc.weight"]) + params["fc.bias"]
+
+
+def test_batch_norm_with_the_first_images_statistics_matches_the_kernels():
+    """`stats_images`: the statistics of each task's first images (the support set) normalise
+    all of its images, so those after them are classified independently of each other."""
+    tasks = [random_params(5, seed) for seed in (3, 4)]
+    x = paddle.to_tensor(np.random.default_rng(1).random((2, 9, 1, 28, 28)))
+    stacked = {name: paddle.stack([t[name] for t in tasks]) for name in tasks[0]}
+    ours = forward(stacked, x, stats_images=5)
+    for t, params in enumerate(tasks):
+        np.testing.assert_allclose(ours[t].numpy(),
+                                   reference_forward_with_statistics_of(params, x[t], 5).numpy(),
+                                   rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(ours[:, :5].numpy(), forward(stacked, x[:, :5]).numpy(),
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(forward(stacked, x, stats_images=9).numpy(),
+                                  forward(stacked, x).numpy())
+
+
 def test_cross_entropy_matches_numpy():
     """Per task, against an independent log-sum-exp in numpy (large logits test stability)."""
     rng = np.random.default_rng(1)

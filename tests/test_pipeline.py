@@ -75,6 +75,11 @@ def test_table_holds_the_evaluation_files_numbers(finished):
                                                rel=1e-5)
         assert row.per_seed == "; ".join(f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f}"
                                          for e in evals)
+        # each query on its own: the same tasks, the mode predict uses by default
+        assert all(len(e["query_modes"]["each"]["task_accuracy"]) == e["num_tasks"]
+                   for e in evals)
+        assert row.independent == pytest.approx(
+            np.mean([100 * e["query_modes"]["each"]["accuracy"] for e in evals]), abs=1e-9)
         assert row.test_tasks == 6 == evals[0]["num_tasks"] and row.iterations == 4
     markdown = (finished / "results" / "table.md").read_text()
     assert f"{table.accuracy[0]:.2f} ± {table.ci95_seeds[0]:.2f}" in markdown

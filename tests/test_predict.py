@@ -72,6 +72,32 @@ def test_predict_beats_chance_on_real_images(model, archives, tmp_path):
     assert correct / total > 0.5  # chance is 0.2
 
 
+@pytest.mark.parametrize("mode", ["each", "support"])
+def test_a_querys_probabilities_do_not_depend_on_the_other_queries(model, archives, tmp_path,
+                                                                   mode):
+    """Each query alone, among others, or in another order: the same probabilities (by
+    default, and with the support set's statistics); classified together they differ."""
+    write_task(archives, tmp_path, 0)
+    queries = sorted((tmp_path / "query").glob("*.png"))
+    support = tmp_path / "support"
+    _, order, together = predict(model, support, queries, mode="together")
+    _, _, everything = predict(model, support, queries, mode=mode)
+    for one in (0, 7, 19):
+        _, _, alone = predict(model, support, [queries[one]], mode=mode)
+        np.testing.assert_allclose(alone[0], everything[one], atol=1e-6)
+    shuffled = [queries[i] for i in np.random.default_rng(0).permutation(len(queries))]
+    _, names, reordered = predict(model, support, shuffled, mode=mode)
+    for name, row in zip(names, reordered):
+        np.testing.assert_allclose(row, everything[queries.index(name)], atol=1e-6)
+    _, _, few = predict(model, support, queries[:3], mode=mode)
+    np.testing.assert_allclose(few, everything[:3], atol=1e-6)
+    # the transductive mode is not so: alone, a query's answer changes
+    _, _, together_alone = predict(model, support, [queries[7]], mode="together")
+    assert np.abs(together_alone[0] - together[7]).max() > 1e-3
+    assert predict(model, support, queries)[2].tolist() == predict(
+        model, support, queries, mode="each")[2].tolist()  # "each" is the default
+
+
 def test_cli_predict_writes_the_csv(model, archives, tmp_path):
     write_task(archives, tmp_path, 0)
     out = tmp_path / "predictions.csv"
@@ -158,6 +184,7 @@ def test_lake_score_of_a_model_equals_predict_on_the_same_images(runs, prepared,
     train(settings, prepared["data_path"], prepared["splits"]["lake"], tmp_path, progress=False)
     model = load_model(tmp_path / "model.npz")
     result = lake.score_model(model, runs[:2])
-    expected = [np.mean(adapt_and_predict(model, r.support, np.arange(20), r.queries)
-                        .argmax(1) == r.answers) for r in runs[:2]]
+    expected = [np.mean(adapt_and_predict(model, r.support, np.arange(20), r.queries,
+                                          queries="together").argmax(1) == r.answers)
+                for r in runs[:2]]
     assert list(result["per_run_accuracy"].values()) == expected

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from maml.settings import METHODS, SPLITS, read_yaml, resolve
+from maml.settings import INDEPENDENT, METHODS, QUERY_MODES, SPLITS, read_yaml, resolve
 
 RESOURCES = Path("resources/omniglot")
 DEFAULT_DATA = RESOURCES / "omniglot28.npz"
@@ -163,12 +163,16 @@ def cmd_evaluate(args) -> None:
         raise DataError(f"{args.model}: its output layer has {model.n_way} units but its "
                         f"train.json says n_way = {settings['n_way']}")
     result = evaluate(args.model, args.data, _split_path(args, settings), settings,
-                      args.num_tasks, args.test_seed)
-    out = args.out or Path(args.model).parent / "eval.json"
+                      args.num_tasks, args.test_seed, part=args.part, query_modes=args.queries)
+    out = args.out or Path(args.model).parent / ("eval.json" if args.part == "test"
+                                                 else f"eval_{args.part}.json")
     write_json(out, result)
-    print(f"{settings['n_way']}-way {settings['k_shot']}-shot: "
+    print(f"{settings['n_way']}-way {settings['k_shot']}-shot, {args.part} part: "
           f"{100 * result['accuracy']:.2f} +/- {100 * result['ci95']:.2f} % "
-          f"({result['num_tasks']} tasks)")
+          f"({result['num_tasks']} tasks, queries together)")
+    for mode, numbers in result["query_modes"].items():
+        print(f"  queries {mode}: {100 * numbers['accuracy']:.2f} +/- "
+              f"{100 * numbers['ci95']:.2f} %")
 
 
 def cmd_predict(args) -> None:
@@ -176,7 +180,7 @@ def cmd_predict(args) -> None:
     from maml.predict import predict, predictions_csv
 
     classes, queries, probabilities = predict(args.model, args.support, args.query,
-                                              args.steps, args.inner_lr)
+                                              args.steps, args.inner_lr, args.queries)
     text = predictions_csv(classes, queries, probabilities)
     if args.out:
         write_text(args.out, text)
@@ -266,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--out", help="default: eval.json beside the model")
     eval_parser.add_argument("--num-tasks", type=int, default=600)
     eval_parser.add_argument("--test-seed", type=int, default=0)
+    eval_parser.add_argument("--part", choices=("test", "val"), default="test",
+                             help="the split's part whose characters the tasks use (val: to "
+                             "choose a setting; default test)")
+    eval_parser.add_argument("--queries", nargs="+", choices=QUERY_MODES, default=[INDEPENDENT],
+                             help="also classify each query on its own, so (together: "
+                             "batch-norm statistics over all queries, the paper's protocol; "
+                             "support: the support set's; each: the support set with that "
+                             f"query; default {INDEPENDENT})")
 
     p = sub.add_parser("predict", help="adapt a model to a support set, classify query images")
     p.add_argument("--model", required=True, help="model.npz (with its train.json beside it)")
@@ -274,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", required=True, nargs="+", help="query images and/or folders")
     p.add_argument("--steps", type=int, help="inner steps (default: the model's test steps)")
     p.add_argument("--inner-lr", type=float, help="inner rate (default: the model's own)")
+    p.add_argument("--queries", choices=QUERY_MODES, default=INDEPENDENT,
+                   help=f"how queries are classified: {INDEPENDENT} (default) each on its own, "
+                   "its answer independent of the other queries; together: all as one batch "
+                   "(batch-norm statistics over them, the paper's protocol)")
     p.add_argument("--out", help="CSV file (default: standard output)")
     p.set_defaults(func=cmd_predict)
 

@@ -15,7 +15,8 @@ from maml.files import load_arrays
 from maml.inner import InnerLoop
 from maml.meta import adaptation_accuracies, adapted_probabilities, as_tensors, task_groups
 from maml.model import Params, arrays_to_params
-from maml.settings import check_num_tasks, with_defaults
+from maml.settings import (INDEPENDENT, QUERY_MODES, SettingsError, check_num_tasks,
+                           with_defaults)
 from maml.tasks import TaskIndices, TaskSampler
 
 
@@ -37,33 +38,63 @@ def per_task_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler,
     return np.concatenate(rows)
 
 
-def _test_sampler(data_path, split_path, settings: dict) -> TaskSampler:
+def mode_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler, tasks: TaskIndices,
+                    steps: int, queries: str, progress: bool = False) -> np.ndarray:
+    """Each task's query accuracy after `steps` steps, the queries classified as `queries`
+    says (maml.meta.QUERY_MODES): [num_tasks]."""
+    images = sampler.n_way * (sampler.k_shot + sampler.k_query)
+    rows = []
+    with tqdm(total=len(tasks), desc=f"queries {queries}", unit="task",
+              disable=not progress) as bar:
+        for group in task_groups(len(tasks), images):
+            support_x, support_y, query_x, query_y = as_tensors(sampler.build(tasks[group]))
+            p = adapted_probabilities(params, loop, support_x, support_y, query_x, steps, queries)
+            rows.append((p.argmax(axis=2) == query_y.numpy()).mean(axis=1))
+            bar.update(group.stop - group.start)
+    return np.concatenate(rows)
+
+
+def _sampler(data_path, split_path, settings: dict, part: str = "test") -> TaskSampler:
     data, split = load_omniglot(data_path), load_split(split_path)
-    return TaskSampler(data.images, split["parts"]["test"], settings["n_way"],
+    return TaskSampler(data.images, split["parts"][part], settings["n_way"],
                        settings["k_shot"], settings["test_k_query"], settings["rotate"])
 
 
 def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,
-             test_seed: int = 0, progress: bool = True) -> dict:
-    """Adapt to each of `num_tasks` fixed test tasks for 0..test_inner_steps steps."""
+             test_seed: int = 0, progress: bool = True, part: str = "test",
+             query_modes=(INDEPENDENT,)) -> dict:
+    """Adapt to each of `num_tasks` fixed tasks of the split's `part` for 0..test_inner_steps
+    steps, the queries classified together (the paper's protocol); and after the last step
+    with the queries classified as each of `query_modes` says."""
     check_num_tasks(num_tasks)
+    for mode in query_modes:
+        if mode not in QUERY_MODES:
+            raise SettingsError(f"queries: one of {list(QUERY_MODES)}, got {mode!r}")
     settings = with_defaults(settings)
     use_device(settings["device"])
     params = arrays_to_params(load_arrays(model_path))
-    sampler = _test_sampler(data_path, split_path, settings)
+    sampler = _sampler(data_path, split_path, settings, part)
     steps, lr = settings["test_inner_steps"], settings["inner_lr"]
     clock = time.perf_counter()
-    per_task = per_task_accuracies(params, inner.for_settings(settings), sampler,
-                                   sampler.fixed_tasks(test_seed, num_tasks), steps, progress)
+    loop, tasks = inner.for_settings(settings), sampler.fixed_tasks(test_seed, num_tasks)
+    per_task = per_task_accuracies(params, loop, sampler, tasks, steps, progress)
     means, intervals = per_task.mean(axis=0), confidence_interval(per_task)
+    modes = {}
+    for mode in query_modes:
+        accuracies = mode_accuracies(params, loop, sampler, tasks, steps, mode, progress)
+        modes[mode] = {"accuracy": float(accuracies.mean()),
+                       "ci95": float(confidence_interval(accuracies)),
+                       "task_accuracy": [float(a) for a in accuracies]}
     return {
-        "n_way": settings["n_way"], "k_shot": settings["k_shot"],
+        "part": part, "n_way": settings["n_way"], "k_shot": settings["k_shot"],
         "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
         "method": settings["method"], "inner_steps": steps, "inner_lr": lr,
         "accuracy": float(means[-1]), "ci95": float(intervals[-1]),
         "per_step_accuracy": [float(a) for a in means],
         "per_step_ci95": [float(c) for c in intervals],
         "task_accuracy": [float(a) for a in per_task[:, -1]],
+        # the same tasks and steps, each query classified on its own (QUERY_MODES)
+        "query_modes": modes,
         "wall_time_s": round(time.perf_counter() - clock, 3),
     }
 
@@ -78,7 +109,7 @@ def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_ta
     use_device(settings["device"])
     members = [arrays_to_params(load_arrays(path)) for path in model_paths]
     loop, steps = inner.for_settings(settings), settings["test_inner_steps"]
-    sampler = _test_sampler(data_path, split_path, settings)
+    sampler = _sampler(data_path, split_path, settings)
     tasks = sampler.fixed_tasks(test_seed, num_tasks)
     images = sampler.n_way * (sampler.k_shot + sampler.k_query)
     clock, rows = time.perf_counter(), []

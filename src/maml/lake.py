@@ -89,15 +89,18 @@ def score(runs: list[OneShotRun], predict_run) -> dict:
             "per_run_accuracy": per_run}
 
 
-def score_model(model: "Model", runs: list[OneShotRun], steps: int | None = None) -> dict:
+def score_model(model: "Model", runs: list[OneShotRun], steps: int | None = None,
+                queries: str = "together") -> dict:
     """A 20-way model on the runs: adapt to each run's 20 training images, predict its 20
-    test images (as `predict` does), against the answer key."""
+    test images (as `predict` does; by default all 20 together, the table's protocol),
+    against the answer key."""
     from maml.predict import adapt_and_predict
 
     support_y = np.arange(WAYS)
 
     def predict_run(run):
-        return adapt_and_predict(model, run.support, support_y, run.queries, steps).argmax(1)
+        return adapt_and_predict(model, run.support, support_y, run.queries, steps,
+                                 queries=queries).argmax(1)
 
     result = score(runs, predict_run)
     result["inner_steps"] = model.settings["test_inner_steps"] if steps is None else steps

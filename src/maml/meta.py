@@ -20,6 +20,7 @@ from maml import inner
 from maml.inner import InnerLoop
 from maml.model import (Params, accuracy, cross_entropy, forward, init_params, is_model_param,
                         per_task)
+from maml.settings import QUERY_MODES
 from maml.tasks import TaskBatch
 
 # Images per group of tasks that share one graph: larger groups mean fewer, larger ops, but
@@ -149,15 +150,45 @@ def adaptation_accuracies(params: Params, loop: InnerLoop, support_x, support_y,
 
 
 def adapted_probabilities(params: Params, loop: InnerLoop, support_x, support_y, query_x,
-                          steps: int) -> np.ndarray:
+                          steps: int, queries: str = "together") -> np.ndarray:
     """Each task's query class probabilities after `steps` inner steps, [T, Q, n] float64,
-    the queries classified together (batch-norm statistics over them, the paper's protocol)."""
+    the queries classified as `queries` says (QUERY_MODES)."""
+    if queries not in QUERY_MODES:
+        raise ValueError(f"queries: one of {QUERY_MODES}, got {queries!r}")
     *_, fast = adaptation(params, loop, support_x, support_y, steps, None)
+    step = max(steps - 1, 0)
     with paddle.no_grad():
-        logits = forward(fast, query_x, max(steps - 1, 0)).numpy().astype(np.float64)
+        if queries == "together":
+            logits = forward(fast, query_x, step)
+        elif queries == "support":
+            shots = support_x.shape[1]
+            both = paddle.concat([support_x, query_x], axis=1)
+            logits = forward(fast, both, step, stats_images=shots)[:, shots:]
+        else:
+            logits = _each_query_logits(fast, support_x, query_x, step)
+        logits = logits.numpy().astype(np.float64)
     logits -= logits.max(axis=2, keepdims=True)
     probabilities = np.exp(logits)
     return probabilities / probabilities.sum(axis=2, keepdims=True)
+
+
+def _each_query_logits(fast: Params, support_x, query_x, step: int) -> paddle.Tensor:
+    """Logits [T, Q, n] of each query run with its task's support set (batch-norm statistics
+    over the support images and that query), a few queries at a time."""
+    num_tasks, shots = support_x.shape[:2]
+    queries = query_x.shape[1]
+    chunk = max(1, IMAGES_PER_GROUP // ((shots + 1) * num_tasks))
+    parts = []
+    for start in range(0, queries, chunk):
+        q = min(chunk, queries - start)
+        support = support_x.unsqueeze(1).expand([num_tasks, q, *support_x.shape[1:]])
+        one = query_x[:, start:start + q].unsqueeze(2)
+        x = paddle.concat([support, one], axis=2).reshape([num_tasks * q, shots + 1,
+                                                           *support_x.shape[2:]])
+        weights = OrderedDict((name, paddle.repeat_interleave(p, q, axis=0))
+                              for name, p in fast.items())
+        parts.append(forward(weights, x, step)[:, -1].reshape([num_tasks, q, -1]))
+    return paddle.concat(parts, axis=1)
 
 
 def _leaves(params: Params) -> Params:

@@ -149,20 +149,27 @@ def conv3x3_stride2(x: paddle.Tensor, size: tuple[int, int],
     return paddle.matmul(patches, weight), out_size
 
 
-def batch_norm(x: paddle.Tensor, weight: paddle.Tensor | None,
-               bias: paddle.Tensor) -> paddle.Tensor:
-    """Batch norm of each task's [M, C] with that batch's statistics; x [T, M, C], weight [T, C]
-    (None: no scale)."""
+def batch_norm(x: paddle.Tensor, weight: paddle.Tensor | None, bias: paddle.Tensor,
+               stats_rows: int | None = None) -> paddle.Tensor:
+    """Batch norm of each task's [M, C] with that batch's statistics, or with those of its
+    first `stats_rows` rows; x [T, M, C], weight [T, C] (None: no scale)."""
     m = x.shape[1]
-    centred = x - spread(row_mean(x), m)
-    scale = paddle.rsqrt(row_mean(centred * centred) + BN_EPS)
+    centred = x - spread(row_mean(_first(x, stats_rows)), m)
+    reference = _first(centred, stats_rows)
+    scale = paddle.rsqrt(row_mean(reference * reference) + BN_EPS)
     if weight is not None:
         scale = weight.unsqueeze(1) * scale
     return centred * spread(scale, m) + spread(bias.unsqueeze(1), m)
 
 
+def _first(x: paddle.Tensor, rows: int | None) -> paddle.Tensor:
+    """x [T, M, C] -> its first `rows` rows (all for None)."""
+    return x if rows is None else x[:, :rows]
+
+
 def conv_batch_norm_of_images(pixels: paddle.Tensor, size: tuple[int, int], weight: paddle.Tensor,
-                              bn_weight: paddle.Tensor | None, bn_bias: paddle.Tensor):
+                              bn_weight: paddle.Tensor | None, bn_bias: paddle.Tensor,
+                              stats_images: int | None = None):
     """The first block's conv and batch norm as one matrix product, the same numbers as
     `batch_norm(conv3x3_stride2(...))` without the 64-channel intermediates.
 
@@ -170,11 +177,14 @@ def conv_batch_norm_of_images(pixels: paddle.Tensor, size: tuple[int, int], weig
     and covariance C are constants: the conv output P W has batch mean mean(P) W and variance
     diag(W^T C W), and its batch norm is (P - mean(P)) (W * scale) + bias. The first block
     holds three quarters of the network's activations, so this saves most element-wise work.
+    With `stats_images`, the statistics are those of each task's first that many images.
     """
     patches, out_size = patches3x3_stride2(pixels, size, weight.shape[0])
     num_tasks, m, k = patches.shape
-    centred = patches - spread(row_mean(patches), m)
-    covariance = paddle.matmul(centred, centred, transpose_x=True) / m  # [T, k, k]
+    rows = None if stats_images is None else stats_images * out_size[0] * out_size[1]
+    centred = patches - spread(row_mean(_first(patches, rows)), m)
+    reference = _first(centred, rows)
+    covariance = paddle.matmul(reference, reference, transpose_x=True) / reference.shape[1]
     variance = paddle.matmul(_ones(1, k, weight), paddle.matmul(covariance, weight) * weight)
     scale = paddle.rsqrt(variance + BN_EPS)  # [T, 1, C_out]
     if bn_weight is not None:
@@ -194,23 +204,27 @@ def bn_params(params: Params, block: int, step: int):
     return row(params.get(f"bn{block}.weight")), row(params[f"bn{block}.bias"])
 
 
-def forward(params: Params, x: paddle.Tensor, step: int = 0) -> paddle.Tensor:
+def forward(params: Params, x: paddle.Tensor, step: int = 0,
+            stats_images: int | None = None) -> paddle.Tensor:
     """Four blocks of conv(3x3, stride 2, pad 1, no bias) -> batch norm -> ReLU; mean over
     space; linear.
 
     params: per-task weights (see `per_task`; names it does not know are ignored); x:
     [T, N, 1, H, W] images (data: no gradient with respect to them) -> logits [T, N, n_way].
-    `step` is the inner step, which picks the row of per-step batch-norm weights.
+    `step` is the inner step, which picks the row of per-step batch-norm weights. Batch norm
+    takes its statistics from all N images of a task, or from its first `stats_images` (e.g.
+    the support set, so that the images after them are classified independently).
     """
     num_tasks, n, channels, height, width = x.shape
     pixels = x.reshape([num_tasks * n, channels, height * width]).transpose([0, 2, 1])
     h, size = conv_batch_norm_of_images(pixels, (height, width), params["conv0.weight"],
-                                        *bn_params(params, 0, step))
+                                        *bn_params(params, 0, step), stats_images)
     h = F.relu(h)
     for b in range(1, num_blocks(params)):
         h = h.reshape([num_tasks * n, size[0] * size[1], -1])
         h, size = conv3x3_stride2(h, size, params[f"conv{b}.weight"])
-        h = F.relu(batch_norm(h, *bn_params(params, b, step)))
+        rows = None if stats_images is None else stats_images * size[0] * size[1]
+        h = F.relu(batch_norm(h, *bn_params(params, b, step), rows))
     features = row_mean(h.reshape([num_tasks * n, size[0] * size[1], -1]))
     logits = paddle.matmul(features.reshape([num_tasks, n, -1]), params["fc.weight"])
     return logits + spread(params["fc.bias"].unsqueeze(1), n)

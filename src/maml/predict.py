@@ -4,9 +4,10 @@ probabilities for query images out.
 The model adapts exactly as in evaluation (`meta.adaptation`, no meta-graph), with the inner
 loop of its own method, rate and test step count from the `train.json` beside it; images go
 through `data.decode_image`, the preprocessing of the training data. Batch norm uses each
-batch's own statistics, as in training and in MAML's evaluation: the support set's while
-adapting, the query set's when predicting, so a query's prediction can depend on the other
-queries (as in the paper's protocol, which scores all of a task's queries together).
+batch's own statistics, as in training: the support set's while adapting. Each query is then
+classified on its own by default (`settings.INDEPENDENT`), so its answer does not depend on
+which other queries came with it; `queries="together"` classifies them as one batch, the
+paper's protocol, where each answer depends on the others.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from maml.data import DataError, check_dark_on_light, decode_image
 from maml.files import load_arrays, read_json
 from maml.meta import adapted_probabilities
 from maml.model import Params, arrays_to_params
-from maml.settings import with_defaults
+from maml.settings import INDEPENDENT, with_defaults
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                   ".ppm")
@@ -117,10 +118,11 @@ def query_images(sources: list[str | os.PathLike]) -> list[Path]:
 
 def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray,
                       query_x: np.ndarray, steps: int | None = None,
-                      inner_lr: float | None = None) -> np.ndarray:
+                      inner_lr: float | None = None, queries: str = INDEPENDENT) -> np.ndarray:
     """Class probabilities [queries, n_way] after adapting to (support_x [N, 28, 28],
     support_y [N] in 0..n_way-1). `steps` defaults to the model's test steps; `inner_lr`
-    replaces a fixed inner rate (a method with learned rates keeps its own)."""
+    replaces a fixed inner rate (a method with learned rates keeps its own); `queries` is how
+    the queries are classified (settings.QUERY_MODES)."""
     classes = len(np.unique(support_y))
     if classes != model.n_way or support_y.max() != model.n_way - 1:
         raise DataError(
@@ -143,20 +145,21 @@ def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray
 
     sy = paddle.to_tensor(support_y[None].astype(np.int64))
     return adapted_probabilities(model.params, inner.for_settings(settings), batch(support_x),
-                                 sy, batch(query_x), steps)[0]
+                                 sy, batch(query_x), steps, queries)[0]
 
 
 def predict(model_path, support, queries, steps: int | None = None,
-            inner_lr: float | None = None) -> tuple[list[str], list[Path], np.ndarray]:
+            inner_lr: float | None = None,
+            mode: str = INDEPENDENT) -> tuple[list[str], list[Path], np.ndarray]:
     """(class names, query paths, probabilities [queries, classes]) for a support folder or
-    CSV and query images or folders."""
+    CSV and query images or folders, the queries classified as `mode` says."""
     model = load_model(model_path)
     paths, labels = support_set(support)
     classes = sorted(set(labels))
     support_y = np.array([classes.index(label) for label in labels])
     query_paths = query_images(queries)
     probabilities = adapt_and_predict(model, read_images(paths), support_y,
-                                      read_images(query_paths), steps, inner_lr)
+                                      read_images(query_paths), steps, inner_lr, mode)
     return classes, query_paths, probabilities
 
 

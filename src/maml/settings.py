@@ -82,6 +82,18 @@ EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
 TEST_COUNTERPARTS = {"test_inner_steps": "val_inner_steps", "test_k_query": "k_query"}
 
 
+# How the queries of a task are classified, i.e. whose batch-norm statistics they see:
+# "together" all of the task's queries (the paper's protocol and cbfinn/maml's: transductive,
+# each answer depends on the other queries); "support" the support set's alone (MetaBN in
+# Bronskill et al. 2020); "each" the support set with that one query. "support" and "each"
+# classify every query independently of the others.
+QUERY_MODES = ("together", "support", "each")
+# How `predict` and the table's per-query column classify queries: each on its own, with
+# batch-norm statistics from the support set and that query (chosen over "support" on
+# validation: README, "One query at a time").
+INDEPENDENT = "each"
+
+
 class SettingsError(ValueError):
     """A setting is impossible; the message names the key."""
 
