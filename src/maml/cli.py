@@ -142,7 +142,7 @@ def cmd_evaluate(args) -> None:
     from maml.evaluate import evaluate
     from maml.files import write_json
     from maml.predict import load_model
-    from maml.settings import SettingsError
+    from maml.settings import SettingsError, validate
 
     model = load_model(args.model)
     settings = dict(model.settings)
@@ -159,6 +159,7 @@ def cmd_evaluate(args) -> None:
                 f"evaluate: --{key} {value} does not match the model, trained with {key} = "
                 f"{settings.get(key)!r} (its train.json); evaluation takes the cell, method and "
                 f"inner loop from the model, flags change only {', '.join(TEST_TIME_FLAGS)}")
+    validate(settings)  # e.g. --glob_update_step_test -1, --test_k_query 20 with 1 shot
     if settings["n_way"] != model.n_way:
         raise DataError(f"{args.model}: its output layer has {model.n_way} units but its "
                         f"train.json says n_way = {settings['n_way']}")
@@ -326,10 +327,12 @@ def main(argv=None) -> int:
     from maml.device import DeviceError
     from maml.files import FileFormatError
     from maml.settings import SettingsError
+    from maml.progress import DivergenceError
 
     try:
         args.func(args)
-    except (DataError, DeviceError, FileFormatError, SettingsError) as error:  # one clear line
+    except (DataError, DeviceError, DivergenceError, FileFormatError,
+            SettingsError) as error:  # one clear line
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -279,6 +279,13 @@ def save_split(split: dict, path: str | os.PathLike) -> None:
     write_json(path, split)
 
 
-def load_split(path: str | os.PathLike) -> dict:
+def load_split(path: str | os.PathLike, name: str | None = None) -> dict:
+    """A split file; with `name`, refused unless it is that split (a run records its split's
+    name, which must be the one it trained on)."""
     _require(path, "split file")
-    return read_json(path)
+    split = read_json(path)
+    if name is not None and split.get("split") != name:
+        raise DataError(f"{path}: the {split.get('split')!r} split, but the settings say split "
+                        f"{name!r}; give that split's file or --split_name "
+                        f"{split.get('split')}")
+    return split

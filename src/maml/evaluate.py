@@ -55,7 +55,7 @@ def mode_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler, tasks
 
 
 def _sampler(data_path, split_path, settings: dict, part: str = "test") -> TaskSampler:
-    data, split = load_omniglot(data_path), load_split(split_path)
+    data, split = load_omniglot(data_path), load_split(split_path, settings["split"])
     return TaskSampler(data.images, split["parts"][part], settings["n_way"],
                        settings["k_shot"], settings["test_k_query"], settings["rotate"])
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,11 @@ def query_images(sources: list[str | os.PathLike]) -> list[Path]:
     return paths
 
 
+def check_inner_lr(inner_lr: float | None) -> None:
+    if inner_lr is not None and not (math.isfinite(inner_lr) and inner_lr > 0):
+        raise DataError(f"inner-lr: must be positive and finite, got {inner_lr}")
+
+
 def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray,
                       query_x: np.ndarray, steps: int | None = None,
                       inner_lr: float | None = None, queries: str = INDEPENDENT) -> np.ndarray:
@@ -133,6 +139,7 @@ def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray
     settings = dict(model.settings)
     steps = settings["test_inner_steps"] if steps is None else steps
     if inner_lr is not None:
+        check_inner_lr(inner_lr)
         if settings["lslr"]:
             raise DataError(f"this {settings['method']} model learned its inner rates; "
                             "--inner-lr applies to models with a fixed rate only")
@@ -153,6 +160,7 @@ def predict(model_path, support, queries, steps: int | None = None,
             mode: str = INDEPENDENT) -> tuple[list[str], list[Path], np.ndarray]:
     """(class names, query paths, probabilities [queries, classes]) for a support folder or
     CSV and query images or folders, the queries classified as `mode` says."""
+    check_inner_lr(inner_lr)  # before any image is read
     model = load_model(model_path)
     paths, labels = support_set(support)
     classes = sorted(set(labels))

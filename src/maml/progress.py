@@ -15,6 +15,11 @@ from pathlib import Path
 from maml.files import read_json, write_json
 
 
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weight; the message names the
+    iteration. Nothing non-finite is written: the last checkpoint stays as it was."""
+
+
 def record_path(state_path: str | os.PathLike) -> Path:
     """The progress record beside a checkpoint: <key>.npz -> <key>.json."""
     return Path(state_path).with_suffix(".json")

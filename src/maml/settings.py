@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -203,8 +204,8 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
         raise SettingsError(f"method: unknown method {settings['method']!r}; "
                             f"choose one of {list(METHODS)}")
     for key in POSITIVE:
-        if not settings[key] > 0:
-            raise SettingsError(f"{key}: must be positive, got {settings[key]}")
+        if not (settings[key] > 0 and math.isfinite(settings[key])):
+            raise SettingsError(f"{key}: must be positive and finite, got {settings[key]}")
     if settings["split"] not in SPLITS:
         raise SettingsError(f"split: unknown split {settings['split']!r}; choose one of "
                             f"{list(SPLITS)}")

@@ -25,7 +25,7 @@ from maml.files import FileFormatError, load_arrays, save_arrays, write_json, wr
 from maml import cpu, inner
 from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_weights
 from maml.model import Params, arrays_to_params, params_to_arrays
-from maml.progress import write_record
+from maml.progress import DivergenceError, write_record
 from maml.settings import SettingsError, fingerprint
 from maml.tasks import TaskSampler
 
@@ -47,16 +47,25 @@ class Adam:
         self.v = {name: np.zeros(p.shape, np.float64) for name, p in params.items()}
 
     def step(self, params: Params, grads, lr: float | None = None) -> None:
-        """One update; `lr` (e.g. from a schedule) replaces the initial rate for this step."""
-        self.step_count += 1
-        t = self.step_count
+        """One update; `lr` (e.g. from a schedule) replaces the initial rate for this step.
+        A non-finite gradient or new weight raises DivergenceError before anything changes."""
+        t = self.step_count + 1
         rate = (self.lr if lr is None else lr) * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+        moments, weights = {}, {}
         for (name, param), grad in zip(params.items(), grads):
             g = grad.numpy().astype(np.float64)
-            self.m[name] = self.beta1 * self.m[name] + (1 - self.beta1) * g
-            self.v[name] = self.beta2 * self.v[name] + (1 - self.beta2) * g * g
-            update = rate * self.m[name] / (np.sqrt(self.v[name]) + self.eps)
-            param.set_value((param.numpy() - update).astype(param.numpy().dtype))
+            m = self.beta1 * self.m[name] + (1 - self.beta1) * g
+            v = self.beta2 * self.v[name] + (1 - self.beta2) * g * g
+            value = param.numpy()
+            weights[name] = (value - rate * m / (np.sqrt(v) + self.eps)).astype(value.dtype)
+            moments[name] = m, v
+            for what, array in (("gradient", g), ("weight", weights[name])):
+                if not np.isfinite(array).all():
+                    raise DivergenceError(f"a non-finite {what} of {name} at update {t}")
+        for name, param in params.items():
+            self.m[name], self.v[name] = moments[name]
+            param.set_value(weights[name])
+        self.step_count = t
 
 
 class Checkpoint:
@@ -116,7 +125,7 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     use_device(settings["device"])
     out_dir = Path(out_dir)
     checkpoint = Checkpoint(state_path or out_dir / "checkpoint.npz")
-    data, split = load_omniglot(data_path), load_split(split_path)
+    data, split = load_omniglot(data_path), load_split(split_path, settings["split"])
     n, k = settings["n_way"], settings["k_shot"]
     train_tasks = TaskSampler(data.images, split["parts"]["train"], n, k,
                               settings["k_query"], settings["rotate"])
@@ -154,7 +163,15 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
         weights = (multi_step_weights(steps, iteration, settings["msl_iterations"])
                    if settings["multi_step_loss"] else None)
         loss, acc, grads = meta_gradient(params, loop, *batch, steps, first_order, weights)
-        adam.step(params, grads, meta_lr(settings, iteration))
+        try:
+            if not math.isfinite(loss):
+                raise DivergenceError(f"a non-finite meta-loss ({loss})")
+            adam.step(params, grads, meta_lr(settings, iteration))
+        except DivergenceError as error:
+            raise DivergenceError(
+                f"training diverged at iteration {iteration + 1}: {error}. Nothing of it is "
+                f"saved; the last checkpoint ({checkpoint.path}, if any) stays as it was. Lower "
+                "meta_lr or inner_lr") from None
         row = {"iteration": iteration + 1, "loss": float(loss), "accuracy": float(acc),
                "val_accuracy": None,
                "elapsed_s": round(elapsed0 + time.perf_counter() - clock, 3)}
