@@ -21,6 +21,7 @@ from maml.settings import (
     SPLITS,
     check_config,
     ensembles,
+    evaluation_fingerprint,
     extra_seeds,
     fingerprint,
     grid_runs,
@@ -64,3 +65,4 @@ rule all:
         all_runs("eval.json"),
         all_runs("lake_runs.json", split="lake", cell="20way1shot"),
         ensemble_files(),
+        settings_files(),

@@ -26,18 +26,29 @@ clear_stale_lock() {  # a run killed by SIGKILL leaves Snakemake's lock behind
     .venv/bin/snakemake --unlock --cores 1 "$@" > /dev/null
 }
 
-check_config_files() {  # Snakemake reports a YAML syntax error without file or line
-    local files=() collecting=0 arg
-    [ -f config.yaml ] && files+=(config.yaml)
+# The arguments with every --configfile's files gathered into one --configfile at the end:
+# Snakemake keeps only the last --configfile flag, while each file given should count.
+# Sets ARGS and CONFIG_FILES.
+gather_config_files() {
+    local collecting=0 arg
+    ARGS=() CONFIG_FILES=()
     for arg in "$@"; do
         case "$arg" in
             --configfile|--configfiles) collecting=1 ;;
-            --configfile=*|--configfiles=*) files+=("${arg#*=}"); collecting=0 ;;
-            -*) collecting=0 ;;
-            *) if [ "$collecting" = 1 ]; then files+=("$arg"); fi ;;
+            --configfile=*|--configfiles=*) CONFIG_FILES+=("${arg#*=}"); collecting=0 ;;
+            -*) collecting=0; ARGS+=("$arg") ;;
+            *) if [ "$collecting" = 1 ]; then CONFIG_FILES+=("$arg"); else ARGS+=("$arg"); fi ;;
         esac
     done
-    .venv/bin/python -m maml check-yaml "${files[@]}"
+    if [ "${#CONFIG_FILES[@]}" -gt 0 ]; then
+        ARGS+=(--configfile "${CONFIG_FILES[@]}")
+    fi
+}
+
+check_config_files() {  # Snakemake reports a YAML syntax error without file or line
+    local files=()
+    [ -f config.yaml ] && files+=(config.yaml)
+    .venv/bin/python -m maml check-yaml "${files[@]}" "${CONFIG_FILES[@]}"
 }
 
 command="${1:-}"
@@ -45,9 +56,10 @@ shift || true
 case "$command" in
     pipeline)
         setup pipeline
-        check_config_files "$@"
-        clear_stale_lock "$@"
-        exec .venv/bin/snakemake --cores all "$@"
+        gather_config_files "$@"
+        check_config_files
+        clear_stale_lock "${ARGS[@]}"
+        exec .venv/bin/snakemake --cores all "${ARGS[@]}"
         ;;
     test)
         setup test

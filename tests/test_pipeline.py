@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import MD5, REPO, SOURCE
+from maml.settings import INDEPENDENT
 
 # The small offline config (config/offline-small.yaml), its archives taken from the tests' source.
 SMALL = {**yaml.safe_load((REPO / "config" / "offline-small.yaml").read_text()),
@@ -24,11 +25,12 @@ SMALL = {**yaml.safe_load((REPO / "config" / "offline-small.yaml").read_text()),
                   "runs_source": str(Path(SOURCE).resolve())}}
 
 
-def snakemake(workdir, *args, config=None, check=True, **kwargs):
+def snakemake(workdir, *args, config=None, check=True, code=REPO, **kwargs):
+    """Snakemake on `workdir` with the Snakefile of `code` (default: this repository)."""
     configfile = Path(workdir) / "test-config.yaml"
     if config is not None:
         configfile.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+    command = [sys.executable, "-m", "snakemake", "-s", str(Path(code) / "Snakefile"),
                "-d", str(workdir), "--configfile", str(configfile), *args]
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **kwargs)
@@ -37,9 +39,9 @@ def snakemake(workdir, *args, config=None, check=True, **kwargs):
     return result
 
 
-def planned_jobs(workdir, *args, config=None) -> dict[str, int]:
-    """The dry-run's job counts per rule."""
-    out = snakemake(workdir, "--dry-run", *args, config=config).stdout
+def planned_jobs(workdir, *args, config=None, code=REPO) -> dict[str, int]:
+    """The dry-run's job counts per rule ({} if nothing is to be done)."""
+    out = snakemake(workdir, "--dry-run", *args, config=config, code=code).stdout
     counts, inside = {}, False
     for line in out.splitlines():
         if line.startswith("Job stats:"):
@@ -76,10 +78,11 @@ def test_table_holds_the_evaluation_files_numbers(finished):
         assert row.per_seed == "; ".join(f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f}"
                                          for e in evals)
         # each query on its own: the same tasks, the mode predict uses by default
-        assert all(len(e["query_modes"]["each"]["task_accuracy"]) == e["num_tasks"]
+        assert all(len(e["query_modes"][INDEPENDENT]["task_accuracy"]) == e["num_tasks"]
                    for e in evals)
         assert row.independent == pytest.approx(
-            np.mean([100 * e["query_modes"]["each"]["accuracy"] for e in evals]), abs=1e-9)
+            np.mean([100 * e["query_modes"][INDEPENDENT]["accuracy"] for e in evals]),
+            abs=1e-9)
         assert row.test_tasks == 6 == evals[0]["num_tasks"] and row.iterations == 4
     markdown = (finished / "results" / "table.md").read_text()
     assert f"{table.accuracy[0]:.2f} ± {table.ci95_seeds[0]:.2f}" in markdown
@@ -140,6 +143,48 @@ def test_snakefmt_is_clean():
 
 def test_everything_up_to_date_after_a_run(finished):
     assert planned_jobs(finished) == {}
+
+
+def _fresh_clone(finished, path):
+    """What a clone of the committed results has: results and config, no .snakemake/ (no
+    Snakemake metadata), no logs, no data; every file with the checkout's time."""
+    shutil.copytree(finished, path, symlinks=True,
+                    ignore=shutil.ignore_patterns(".snakemake", "logs", "resources"))
+    return path
+
+
+def test_a_fresh_clone_redoes_nothing_and_a_changed_setting_retrains(finished, tmp_path):
+    clone = _fresh_clone(finished, tmp_path / "clone")
+    assert planned_jobs(clone, config=SMALL) == {}
+    # without Snakemake's metadata, a setting changed in the config is still seen: its runs'
+    # settings files are new, so they train and evaluate again, and nothing else
+    changed = {**SMALL, "overrides": {**SMALL["overrides"], "inner_lr": 0.3}}
+    assert planned_jobs(clone, config=changed) == {
+        "settings_file": 16, "download": 2, "preprocess": 1, "split": 1, "train": 8,
+        "evaluate": 8, "aggregate": 1, "all": 1}
+
+
+def test_a_new_default_valued_setting_retrains_nothing(finished, tmp_path):
+    """This code with one more setting in DEFAULTS (its default: today's behaviour), in a
+    finished workdir and in a fresh clone: nothing to do."""
+    code = tmp_path / "code"
+    code.mkdir()
+    for part in ("Snakefile", "workflow", "src", "profiles", "envs"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
+        copy(REPO / part, code / part)
+    settings = code / "src" / "maml" / "settings.py"
+    text = settings.read_text()
+    assert '    "method": "maml",\n' in text
+    settings.write_text(text.replace('    "method": "maml",\n',
+                                     '    "method": "maml",\n    "new_switch": False,\n', 1))
+    workdir = tmp_path / "workdir"
+    shutil.copytree(finished, workdir, symlinks=True)
+    assert planned_jobs(workdir, config=SMALL, code=code) == {}
+    assert planned_jobs(_fresh_clone(finished, tmp_path / "clone"), config=SMALL,
+                        code=code) == {}
+    # and the setting is real: given another value, it retrains
+    other = {**SMALL, "overrides": {**SMALL["overrides"], "new_switch": True}}
+    assert planned_jobs(workdir, config=other, code=code)["train"] == 8
 
 
 @pytest.mark.parametrize("change", [

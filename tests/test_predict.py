@@ -13,7 +13,7 @@ from conftest import SOURCE
 from maml import lake
 from maml.data import DataError
 from maml.predict import adapt_and_predict, load_model, predict
-from maml.settings import resolve
+from maml.settings import INDEPENDENT, resolve
 from maml.train import train
 
 RUNS_ZIP = Path(SOURCE) / "all_runs.zip"
@@ -95,7 +95,7 @@ def test_a_querys_probabilities_do_not_depend_on_the_other_queries(model, archiv
     _, _, together_alone = predict(model, support, [queries[7]], mode="together")
     assert np.abs(together_alone[0] - together[7]).max() > 1e-3
     assert predict(model, support, queries)[2].tolist() == predict(
-        model, support, queries, mode="each")[2].tolist()  # "each" is the default
+        model, support, queries, mode=INDEPENDENT)[2].tolist()  # the default
 
 
 def test_cli_predict_writes_the_csv(model, archives, tmp_path):
@@ -180,7 +180,7 @@ def test_lake_scoring_goes_through_predict(model, runs):
 
 def test_lake_score_of_a_model_equals_predict_on_the_same_images(runs, prepared, tmp_path):
     settings = resolve(20, 1, preset="laptop", iterations=2, val_every=2, val_tasks=2,
-                       checkpoint_every=2)
+                       checkpoint_every=2, split="lake")
     train(settings, prepared["data_path"], prepared["splits"]["lake"], tmp_path, progress=False)
     model = load_model(tmp_path / "model.npz")
     result = lake.score_model(model, runs[:2])

@@ -127,3 +127,14 @@ def settle_times(root: str | os.PathLike) -> int:
     for path in files:
         os.utime(path, ns=(now, now))
     return len(files)
+
+
+def write_settings_file(path: str | os.PathLike, settings: dict) -> None:
+    """A job's settings file, <job>-settings-<key>.json (the workflow's rule settings_file),
+    and no other of that job beside it: the ones of earlier settings are removed."""
+    path = Path(path)
+    job = path.name.split("-settings-")[0]
+    for older in path.parent.glob(f"{job}-settings-*.json"):
+        if older != path:
+            older.unlink()
+    write_json(path, settings)

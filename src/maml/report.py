@@ -64,9 +64,18 @@ def t_interval(values) -> float:
     return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
+def _train_cpu_seconds(summary: dict, threads: int) -> float:
+    """A run's training CPU time: its segments' process CPU time where it has them (which
+    other processes on the machine inflate less than wall time), else wall time x threads."""
+    segments = summary.get("segments")
+    if segments:
+        return sum(segment["cpu_s"] for segment in segments)
+    return summary["wall_time_s"] * threads
+
+
 def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
     """One row per trained model: its cell, method, run, seed, test accuracy and budget
-    (training CPU-hours: wall time x the config's threads per job)."""
+    (training CPU-hours, see `_train_cpu_seconds`)."""
     rows = []
     for eval_path, summary_path in zip(evals, summaries):
         result, summary = read_json(eval_path), read_json(summary_path)
@@ -82,7 +91,7 @@ def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
             "independent": 100 * result.get("query_modes", {}).get(
                 INDEPENDENT, {}).get("accuracy", float("nan")),
             "iterations": summary["iterations"], "train_minutes": summary["wall_time_s"] / 60,
-            "train_cpu_hours": summary["wall_time_s"] * threads / 3600,
+            "train_cpu_hours": _train_cpu_seconds(summary, threads) / 3600,
             "eval_minutes": result.get("wall_time_s", float("nan")) / 60,
             # where each part of the training ran (runs trained before segments were kept: [])
             "segments": summary.get("segments", []),

@@ -18,6 +18,38 @@ def settings_for(wildcards):
     )
 
 
+def settings_path(job, split, method, cell, run):
+    """A train or evaluate job's settings file (see rule settings_file), named by the hash of
+    what shapes its result."""
+    settings = run_settings(config, method, cell, run, split)
+    if job == "train":
+        key = fingerprint(settings)
+    else:
+        key = evaluation_fingerprint(
+            settings, config["test_tasks"], config["test_seed"]
+        )
+    return f"results/runs/{split}/{method}/{cell}/{run}/{job}-settings-{key}.json"
+
+
+def settings_file(job):
+    """The input function giving a job its settings file."""
+    return lambda wildcards: settings_path(
+        job, wildcards.split, wildcards.method, wildcards.cell, wildcards.run
+    )
+
+
+def settings_files(finished=False):
+    """Every run's train and evaluate settings files (with `finished`, as `all_runs`), which
+    the targets ask for, so that a changed setting's new file is made and its job reruns.
+    """
+    return [
+        settings_path(job, split, method, cell, run)
+        for split, method, cell, run in grid_runs(config)
+        if not finished or has_finished(split, method, cell, run)
+        for job in ("train", "evaluate")
+    ]
+
+
 def state_path(split, method, cell, run):
     """A run's resume state: outside its outputs, which Snakemake deletes before a rerun, and
     named by its identity. Committed while the run is in progress (see maml.progress).

@@ -11,8 +11,9 @@ rule download:
     resources:
         mem_mb=500,
         runtime=10,
+    # an archive is identified by its md5 alone: where it came from (data.source, which the
+    # script reads from the config) is not part of it, so a new source reruns nothing
     params:
-        source=config["data"]["source"],
         md5=lambda wildcards: config["data"]["md5"][wildcards.archive],
     script:
         "../scripts/download.py"

@@ -11,8 +11,7 @@ rule download_one_shot_runs:
     resources:
         mem_mb=500,
         runtime=10,
-    params:
-        source=config["data"]["runs_source"],
+    params:  # the source, as for the archives, is not part of the file's identity
         md5=config["data"]["md5"]["all_runs"],
     script:
         "../scripts/download.py"

@@ -1,9 +1,29 @@
+# What a train or evaluate job's result depends on, as a file named by its hash: Snakemake
+# keeps params in .snakemake/, which a fresh clone lacks, so a committed result could not
+# tell it was made with other settings. A changed setting names a new file, which the job
+# then needs; an unchanged one (a new setting at its default included) finds the committed
+# file. Older files of the job are removed.
+rule settings_file:
+    output:
+        "results/runs/{split}/{method}/{cell}/{run}/{job}-settings-{key}.json",
+    wildcard_constraints:
+        job="train|evaluate",
+        key="[0-9a-f]{12}",
+    localrule: True
+    params:
+        settings=lambda wildcards: identity(settings_for(wildcards)),
+        tasks={"num_tasks": config["test_tasks"], "test_seed": config["test_seed"]},
+    script:
+        "../scripts/settings_file.py"
+
+
 # The data are identified by their content (md5-checked archives, deterministic preprocessing
 # and split), not by when they were made: data made again on a fresh clone retrain nothing.
 rule train:
     input:
         data=ancient("resources/omniglot/omniglot28.npz"),
         split=ancient("resources/omniglot/splits/{split}.json"),
+        settings=settings_file("train"),
     output:
         model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
         curve="results/runs/{split}/{method}/{cell}/{run}/curve.csv",
@@ -35,6 +55,7 @@ rule evaluate:
         summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
         data=ancient("resources/omniglot/omniglot28.npz"),
         split=ancient("resources/omniglot/splits/{split}.json"),
+        settings=settings_file("evaluate"),
     output:
         "results/runs/{split}/{method}/{cell}/{run}/eval.json",
     log:

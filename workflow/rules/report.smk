@@ -11,6 +11,7 @@ rule aggregate:
             "lake_runs.json", split="lake", cell="20way1shot", finished=FINISHED
         ),
         ensembles=ensemble_files(finished=FINISHED),
+        settings=settings_files(finished=FINISHED),
     output:
         markdown="results/table.md",
         csv="results/table.csv",

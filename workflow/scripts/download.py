@@ -8,4 +8,5 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 from maml.data import fetch_archive  # noqa: E402
 
 name = snakemake.wildcards.get("archive", "all_runs")
-fetch_archive(name, snakemake.params.source, snakemake.params.md5, snakemake.output[0])
+source = snakemake.config["data"]["runs_source" if name == "all_runs" else "source"]
+fetch_archive(name, source, snakemake.params.md5, snakemake.output[0])
