@@ -43,7 +43,7 @@ configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
-config["data"] = data_config(config["data"])
+config["data"] = data_config(config["data"], workflow.basedir)
 check_config(config)
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # ./run.sh pipeline [snakemake args]   the reproduction pipeline (default: config.yaml)
+# ./run.sh report [snakemake args]     report.html: the table and figures (after the pipeline)
 # ./run.sh test [pytest args]          the test suite
 # Each creates .venv and installs what it needs on first use (or when pyproject.toml changes).
 set -euo pipefail
@@ -61,12 +62,19 @@ case "$command" in
         clear_stale_lock "${ARGS[@]}"
         exec .venv/bin/snakemake --cores all "${ARGS[@]}"
         ;;
+    report)
+        setup pipeline
+        gather_config_files "$@"
+        check_config_files
+        exec .venv/bin/snakemake --cores 1 --report report.html "${ARGS[@]}"
+        ;;
     test)
         setup test
         exec .venv/bin/python -m pytest "$@"
         ;;
     *)
-        echo "usage: ./run.sh pipeline [snakemake args] | ./run.sh test [pytest args]" >&2
+        echo "usage: ./run.sh pipeline [snakemake args] | ./run.sh report [snakemake args] |" \
+            "./run.sh test [pytest args]" >&2
         exit 2
         ;;
 esac

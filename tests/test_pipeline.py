@@ -4,6 +4,7 @@ and resume after an interrupted run."""
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -124,7 +125,12 @@ def test_models_have_their_methods_parameters(finished):
 
 
 def test_html_report_shows_table_and_figures(finished):
-    snakemake(finished, "--report", "report.html")
+    """The README's report command: run.sh report, in the pipeline's environment."""
+    result = subprocess.run(["bash", str(REPO / "run.sh"), "report", "--directory",
+                             str(finished), "--snakefile", str(REPO / "Snakefile"),
+                             "--configfile", str(finished / "test-config.yaml")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     html = (finished / "report.html").read_text()
     for name in ("table.html", "validation_curves.png", "accuracy_vs_steps.png"):
         assert name in html
@@ -151,6 +157,24 @@ def _fresh_clone(finished, path):
     shutil.copytree(finished, path, symlinks=True,
                     ignore=shutil.ignore_patterns(".snakemake", "logs", "resources"))
     return path
+
+
+def test_a_small_config_means_only_what_it_says(tmp_path):
+    """Beside config.yaml (16 extra runs), a config given on the command line replaces it:
+    the small config plans its own 8 runs, none of config.yaml's."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    assert planned_jobs(tmp_path, config=SMALL)["train"] == 8
+    # given twice, as run.sh passes --configfile a --configfile b: both files count
+    (tmp_path / "data.yaml").write_text(yaml.safe_dump({"data": SMALL["data"]}))
+    (tmp_path / "runs.yaml").write_text(yaml.safe_dump({k: v for k, v in SMALL.items()
+                                                        if k != "data"}))
+    result = subprocess.run(["bash", str(REPO / "run.sh"), "pipeline", "--dry-run",
+                             "--directory", str(tmp_path), "--snakefile", str(REPO / "Snakefile"),
+                             "--configfile", str(tmp_path / "data.yaml"),
+                             "--configfile", str(tmp_path / "runs.yaml")],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(r"^train\s+8$", result.stdout, re.M), result.stdout[-3000:]
 
 
 def test_a_fresh_clone_redoes_nothing_and_a_changed_setting_retrains(finished, tmp_path):

@@ -82,11 +82,19 @@ def _local_path(source: str) -> Path | None:
     return Path(source)
 
 
-def data_config(given: dict) -> dict:
+def data_config(given: dict, repository: str | os.PathLike | None = None) -> dict:
     """The pipeline's `data` config with the official sources and md5 sums where it names
-    none."""
-    return {"source": OFFICIAL_SOURCE, "runs_source": OFFICIAL_RUNS_SOURCE, **given,
-            "md5": {**OFFICIAL_MD5, **given.get("md5", {})}}
+    none. A relative folder that is not there from the working directory (e.g. the pipeline
+    run with --directory elsewhere) is taken from `repository`, where config files name it
+    from (config/offline-data.yaml's ../shared/omniglot)."""
+    config = {"source": OFFICIAL_SOURCE, "runs_source": OFFICIAL_RUNS_SOURCE, **given,
+              "md5": {**OFFICIAL_MD5, **given.get("md5", {})}}
+    for key in ("source", "runs_source"):
+        folder = Path(config[key])
+        if (repository is not None and "://" not in config[key] and not folder.is_absolute()
+                and not folder.exists() and (Path(repository) / folder).exists()):
+            config[key] = str((Path(repository) / folder).resolve())
+    return config
 
 
 def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.PathLike,

@@ -113,7 +113,8 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
             "cell": cell, "method": method, "run": run, "preset": group["preset"].iloc[0],
             "split": group["split"].iloc[0], "seeds": len(acc), "ensemble": False,
             "accuracy": acc.mean(), "ci95_seeds": spread,
-            "independent": group["independent"].mean(),  # NaN unless every seed has it
+            "independent": group["independent"].mean(),  # over the seeds that have it
+            "independent_seeds": int(group["independent"].notna().sum()),
             "per_seed": "; ".join(f"{a:.2f} ± {c:.2f}" for a, c in
                                   zip(group["accuracy"], group["ci95"])),
             "test_tasks": int(group["test_tasks"].iloc[0]),
@@ -145,7 +146,7 @@ def ensemble_rows(ensemble_files, table: pd.DataFrame) -> pd.DataFrame:
         members = table[(table["cell"] == cell) & (table["method"] == method)
                         & (table["run"] == run) & (table["split"] == split)].iloc[0]
         rows.append({**members.to_dict(), "run": f"{run} ensemble", "ensemble": True,
-                     "independent": float("nan"),
+                     "independent": float("nan"), "independent_seeds": 0,
                      "seeds": len(result["members"]), "accuracy": 100 * result["accuracy"],
                      "ci95_seeds": float("nan"),
                      "per_seed": f"{100 * result['accuracy']:.2f} ± {100 * result['ci95']:.2f} "
@@ -160,6 +161,9 @@ def _independent(row) -> str:
         return "-"
     if pd.isna(row.independent):
         return "model not kept"
+    if row.independent_seeds < row.seeds:  # the others' models are not kept
+        return f"{row.independent:.2f} (seed{'s' if row.independent_seeds > 1 else ''} with a " \
+               f"model: {row.independent_seeds} of {row.seeds})"
     return f"{row.independent:.2f}"
 
 
