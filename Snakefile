@@ -20,12 +20,14 @@ from maml.settings import (
     RUN_PATTERN,
     SPLITS,
     check_config,
+    check_config_keys,
     ensembles,
     evaluation_fingerprint,
     extra_seeds,
     fingerprint,
     grid_runs,
     identity,
+    read_yaml,
     run_name,
     run_settings,
     training_settings,
@@ -42,6 +44,9 @@ if not any(Path(".snakemake/metadata").glob("*")):
 configfile: "config.yaml"
 
 
+check_config_keys(
+    config, read_yaml(f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+)
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 config["data"] = data_config(config["data"], workflow.basedir)
 check_config(config)

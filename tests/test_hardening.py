@@ -88,3 +88,20 @@ def test_cli_evaluate_refuses_impossible_test_settings(prepared, tmp_path, flags
                   "--num-tasks", 2, *flags)
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "eval.json").exists()
+    assert "ccache" not in result.stderr  # Paddle's import warning, not ours to show
+
+
+def test_the_no_cuda_message_names_a_readme_section_that_exists():
+    import re
+    from pathlib import Path
+
+    import paddle
+
+    from maml.device import DeviceError, use_device
+    if paddle.is_compiled_with_cuda():
+        pytest.skip("this Paddle has CUDA: the message is for builds without it")
+    with pytest.raises(DeviceError) as error:
+        use_device("gpu")
+    section = re.search(r'README, section "([^"]+)"', str(error.value)).group(1)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"## {section}\n" in readme

@@ -271,8 +271,9 @@ def test_until_stops_at_the_rule(tmp_path):
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"cells": ["5way10shot"], "overrides": {"k_query": 15}}, "k_shot + k_query = 25"),
-    ({"cells": ["5way10shot"], "overrides": {"k_query": 5, "test_k_query": 11}},
+    ({"cells": ["5way10shot"], "overrides": {"k_query": 15, "iterations": 4}},
+     "k_shot + k_query = 25"),
+    ({"cells": ["5way10shot"], "overrides": {"k_query": 5, "test_k_query": 11, "iterations": 4}},
      "k_shot + test_k_query = 21"),
     ({"cells": ["101way1shot"]}, "n_way: 101 exceeds the 100 classes of the 'val' part"),
     ({"split": "lake", "cells": ["101way1shot"]}, "n_way: 101 exceeds"),
@@ -303,12 +304,24 @@ def test_until_stops_at_the_rule(tmp_path):
      "extra run long: preset: method maml has no preset 'fast'"),
     ({"extra_runs": {"long": {"cell": "5way1shot", "seed": 0, "split": "lak"}}},
      "extra run long: split: unknown split 'lak'"),
+    ({"cels": ["5way1shot"]}, "config: unknown key(s) 'cels'; the keys are data, split, cells"),
+    ({"cells": ["10way5shot"], "overrides": {k: v for k, v in SMALL["overrides"].items()
+                                             if k != "iterations"}},
+     "cells: preset 'laptop' of maml sets its budget per cell "
+                                "(5way1shot, 5way5shot, 20way1shot, 20way5shot), and 10way5shot "
+                                "is not one of them"),
 ])
 def test_impossible_config_rejected_before_any_job(tmp_path, change, message):
     result = snakemake(tmp_path, "--dry-run", config={**SMALL, **change}, check=False)
     assert result.returncode != 0
     assert message in result.stdout
     assert not (tmp_path / "resources").exists() and not (tmp_path / "results").exists()
+
+
+def test_an_unknown_config_key_is_one_short_message(tmp_path):
+    result = snakemake(tmp_path, "--dry-run", config={**SMALL, "cels": []}, check=False)
+    assert result.returncode != 0 and "unknown key(s) 'cels'" in result.stdout
+    assert len(result.stdout.splitlines()) < 30, result.stdout  # not the schema and config
 
 
 EXTRA = {**SMALL, "extra_runs": {"longer": {"cell": "5way1shot", "seed": 0, "preset": "laptop",

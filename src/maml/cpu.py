@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import os
 import platform
+import warnings
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 HEAP_LIMIT = 1 << 30  # allocations up to 1 GiB come from (and return to) the heap
@@ -36,6 +37,9 @@ def configure(threads: int | None = None) -> dict:
     global _applied
     if _applied is None:
         _applied = _tune()
+        # Paddle warns at import that ccache (for compiling C++ extensions, which this project
+        # has none of) is missing: two lines before every command's output and error
+        warnings.filterwarnings("ignore", message="No ccache found")
     if threads is not None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     return dict(_applied)

@@ -252,6 +252,13 @@ def cell_settings(config: dict, method: str, cell: str, seed: int,
                             "keys, not overrides")
     settings = resolve(n_way, k_shot, config["preset"], method, **overrides, **fixed)
     validate(settings, SPLIT_SIZES[split])
+    by_cell = presets()[method]["presets"][config["preset"]].get("by_cell", {})
+    if by_cell and cell not in by_cell and "iterations" not in overrides:
+        raise SettingsError(
+            f"cells: preset {config['preset']!r} of {method} sets its budget per cell "
+            f"({', '.join(by_cell)}), and {cell} is not one of them (it would get the default "
+            f"{DEFAULTS['iterations']} iterations); give it its own, e.g. cell_overrides: "
+            f"{{{cell}: {{iterations: N}}}}")
     return settings
 
 
@@ -328,6 +335,16 @@ def check_num_tasks(num_tasks) -> None:
             1 <= num_tasks <= MAX_TASKS):
         raise SettingsError(f"num_tasks: a number of tasks from 1 to {MAX_TASKS}, "
                             f"got {num_tasks!r}")
+
+
+def check_config_keys(config: dict, schema: dict) -> None:
+    """An unknown top-level key, named on one line (the schema's own error would follow it
+    with the whole schema and config)."""
+    unknown = sorted(set(config) - set(schema["properties"]))
+    if unknown:
+        raise SettingsError(f"config: unknown key(s) {', '.join(map(repr, unknown))}; the keys "
+                            f"are {', '.join(schema['properties'])} "
+                            "(workflow/schemas/config.schema.yaml)")
 
 
 def check_config(config: dict) -> None:
