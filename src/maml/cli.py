@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from maml.settings import INDEPENDENT, METHODS, QUERY_MODES, SPLITS, read_yaml, resolve
+from maml.settings import (INDEPENDENT, METHODS, QUERY_MODES, SPLITS, SettingsError, read_yaml,
+                           resolve)
 
 RESOURCES = Path("resources/omniglot")
 DEFAULT_DATA = RESOURCES / "omniglot28.npz"
@@ -42,6 +43,9 @@ def _settings_from(args) -> dict:
     file_settings = {}
     if args.config:
         file_settings = read_yaml(args.config) or {}
+        if not isinstance(file_settings, dict):
+            raise SettingsError(f"{args.config}: a YAML mapping of settings (key: value lines) "
+                                f"was expected, not a {type(file_settings).__name__}")
     flags = _flag_settings(args)
     merged = {**file_settings, **{k: v for k, v in flags.items() if v is not None}}
     n_way, k_shot = merged.pop("n_way", 5), merged.pop("k_shot", 1)

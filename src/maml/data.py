@@ -154,9 +154,20 @@ def decode_image(encoded: bytes, name: str = "an image in the archive",
     """An encoded image (PNG, JPEG, BMP, ... of any size) as the network sees a drawing:
     grayscale, inverted (stroke = 1, background = 0), area-resized to size x size, in [0, 1].
     The one preprocessing of Omniglot's archives, Lake's one-shot runs and `predict`'s images."""
-    raw = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if not encoded:
+        raise DataError(f"{name}: an empty file, not an image")
+    buffer = np.frombuffer(encoded, np.uint8)
+    raw = cv2.imdecode(buffer, cv2.IMREAD_GRAYSCALE)
     if raw is None:
         raise DataError(f"{name}: cannot be decoded as an image")
+    with_alpha = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if with_alpha is not None and with_alpha.ndim == 3 and with_alpha.shape[2] == 4:
+        # strokes on a transparent background: composited on white, as a viewer shows them
+        # (reading it as grayscale drops the alpha and leaves what is under it, often black)
+        depth = np.iinfo(with_alpha.dtype).max
+        alpha = with_alpha[..., 3:].astype(np.float32) / depth
+        white = with_alpha[..., :3].astype(np.float32) * alpha + depth * (1 - alpha)
+        raw = cv2.cvtColor((white * (255 / depth)).round().astype(np.uint8), cv2.COLOR_BGR2GRAY)
     if raw_size is not None and raw.shape != (raw_size, raw_size):
         raise DataError(f"{name}: {raw.shape[1]}x{raw.shape[0]} pixels, expected "
                         f"{raw_size}x{raw_size} as in the official archives")

@@ -60,8 +60,11 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     the permissions an ordinary open() would give (mkstemp's are owner-only). Temporaries of
     `path` left by a killed writer are removed first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path))
+    except OSError as error:  # e.g. a read-only folder, or a file where the folder should be
+        raise FileFormatError(f"{path}: cannot be written ({error.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)

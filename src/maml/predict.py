@@ -50,8 +50,17 @@ def load_model(path: str | os.PathLike) -> Model:
     if not summary.is_file():
         raise DataError(f"{summary}: not found; a model is adapted with the inner-loop settings "
                         "its training run wrote beside it")
-    params = arrays_to_params(load_arrays(path))
-    return Model(params, with_defaults(read_json(summary)["settings"]))
+    if not path.is_file():
+        raise DataError(f"{path}: no model file (its run has a train.json but no model.npz: "
+                        "a run whose model was not kept, or one still training)")
+    record = read_json(summary)
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise DataError(f"{summary}: not a training record of this project (no \"settings\")")
+    arrays = load_arrays(path)
+    if "meta" in arrays or not any(key.startswith("conv0") for key in arrays):
+        raise DataError(f"{path}: not a model.npz of this project (a training checkpoint? the "
+                        "model is the model.npz that training writes beside train.json)")
+    return Model(arrays_to_params(arrays), with_defaults(record["settings"]))
 
 
 def read_images(paths: list[str | os.PathLike]) -> np.ndarray:
@@ -68,8 +77,15 @@ def read_images(paths: list[str | os.PathLike]) -> np.ndarray:
     return np.stack(images).astype(np.float32)
 
 
+def _listing(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError as error:
+        raise DataError(f"{folder}: cannot be read ({error.strerror})") from None
+
+
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in _listing(folder) if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def support_set(source: str | os.PathLike) -> tuple[list[Path], list[str]]:
@@ -78,10 +94,10 @@ def support_set(source: str | os.PathLike) -> tuple[list[Path], list[str]]:
     source = Path(source)
     if source.is_dir():
         paths, labels = [], []
-        if not any(p.is_dir() for p in source.iterdir()):
+        if not any(p.is_dir() for p in _listing(source)):
             raise DataError(f"{source}: no class sub-folders; a support folder holds one "
                             "sub-folder of images per class")
-        for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in _listing(source) if p.is_dir()):
             files = _image_files(folder)
             if not files:
                 raise DataError(f"{folder}: a class folder without images")

@@ -98,6 +98,23 @@ QUERY_MODES = ("together", "support", "each")
 INDEPENDENT = "support"
 
 
+# Why a number can arrive as text: PyYAML reads 1e-3 (no dot) as a string, and Snakemake passes
+# nested --config values (--config 'overrides={meta_batch: 2}') as strings.
+_TEXT_HINT = (" (text that reads as a number: YAML takes 1e-3 without a dot for a string, write "
+              "1.0e-3 or 0.001; Snakemake passes nested --config values as text, put them in a "
+              "config file)")
+
+
+def _reads_as_number(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return value.lower() in ("true", "false")
+    return True
+
+
 class SettingsError(ValueError):
     """A setting is impossible; the message names the key."""
 
@@ -202,13 +219,17 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise SettingsError(f"{key}: must be a {kind.__name__}, got {value!r}")
+            raise SettingsError(f"{key}: must be a {kind.__name__}, got {value!r}"
+                                + (_TEXT_HINT if _reads_as_number(value) else ""))
     if settings["method"] not in METHODS:
         raise SettingsError(f"method: unknown method {settings['method']!r}; "
                             f"choose one of {list(METHODS)}")
     for key in POSITIVE:
         if not (settings[key] > 0 and math.isfinite(settings[key])):
             raise SettingsError(f"{key}: must be positive and finite, got {settings[key]}")
+    for key in ("seed", "first_order_until"):
+        if settings[key] < 0:
+            raise SettingsError(f"{key}: must be 0 or more, got {settings[key]}")
     if settings["split"] not in SPLITS:
         raise SettingsError(f"split: unknown split {settings['split']!r}; choose one of "
                             f"{list(SPLITS)}")

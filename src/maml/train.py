@@ -26,7 +26,7 @@ from maml import cpu, inner
 from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_weights
 from maml.model import Params, arrays_to_params, params_to_arrays
 from maml.progress import DivergenceError, write_record
-from maml.settings import SettingsError, fingerprint
+from maml.settings import SettingsError, fingerprint, validate
 from maml.tasks import TaskSampler
 
 CURVE_COLUMNS = ("iteration", "loss", "accuracy", "val_accuracy", "elapsed_s")
@@ -125,7 +125,10 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     use_device(settings["device"])
     out_dir = Path(out_dir)
     checkpoint = Checkpoint(state_path or out_dir / "checkpoint.npz")
+    for folder in (out_dir, checkpoint.path.parent):  # before any work, not at the first save
+        writable_folder(folder)
     data, split = load_omniglot(data_path), load_split(split_path, settings["split"])
+    validate(settings, {part: len(chars) for part, chars in split["parts"].items()})
     n, k = settings["n_way"], settings["k_shot"]
     train_tasks = TaskSampler(data.images, split["parts"]["train"], n, k,
                               settings["k_query"], settings["rotate"])
@@ -203,6 +206,17 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     write_text(out_dir / "curve.csv", curve_csv(curve))
     write_json(out_dir / "train.json", summary)
     return summary
+
+
+def writable_folder(folder: Path) -> None:
+    """Make `folder` (and its parents) or say why it cannot be written to."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SettingsError(f"{folder}: cannot be made a folder to write into "
+                            f"({error.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SettingsError(f"{folder}: not writable")
 
 
 def resume_key(settings: dict) -> str:
