@@ -93,6 +93,21 @@ def test_compare_curve_tells_a_repeated_run_from_another(prepared, tmp_path):
     assert missing.returncode == 2 and "nowhere.npz: no such file" in missing.stderr
     model = compare(tmp_path / "done" / "model.npz", tmp_path / "done" / "curve.csv")
     assert model.returncode == 2 and "model.npz: not a training checkpoint" in model.stderr
+    swapped = compare(tmp_path / "done" / "curve.csv", state)
+    assert swapped.returncode == 2 and "the two arguments look swapped" in swapped.stderr
+    assert "delete" not in swapped.stderr  # not advice to delete the user's curve
+    # the machines are named: both runs here, on one CPU kind
+    assert "both made on" in other.stderr and "the same CPU kind" in other.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "curve.csv").write_text((tmp_path / "done" / "curve.csv").read_text())
+    summary = json.loads((tmp_path / "done" / "train.json").read_text())
+    for segment in summary["segments"]:
+        segment["machine"]["kind"] = "Intel Xeon (AVX-512, AMX)"
+    (elsewhere / "train.json").write_text(json.dumps(summary))
+    across = compare(tmp_path / "other.npz", elsewhere / "curve.csv")
+    assert across.returncode == 1 and "the curve on Intel Xeon (AVX-512, AMX)" in across.stderr
+    assert "other CPU kinds take other float32 paths" in across.stderr
 
 
 def test_evaluation_output(prepared, tmp_path):

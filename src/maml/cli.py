@@ -212,12 +212,36 @@ def cmd_compare_curve(args) -> None:
     for path in (args.state, args.curve):
         if not Path(path).is_file():
             raise FileFormatError(f"{path}: no such file")
-    rows = Checkpoint(args.state).curve()
+    if Path(args.state).suffix == ".csv" and Path(args.curve).suffix == ".npz":
+        raise FileFormatError(f"--state {args.state} is a .csv and --curve {args.curve} an "
+                              ".npz: the two arguments look swapped (--state takes the "
+                              "checkpoint, --curve the committed curve.csv)")
+    checkpoint = Checkpoint(args.state)
+    rows = checkpoint.curve()
     difference = first_curve_difference(rows, args.curve)
     if difference:
-        raise SystemExit(f"differ: {difference}")
+        raise SystemExit(f"differ: {difference}{_machines_note(checkpoint, args.curve)}")
     print(f"identical: the checkpoint's {len(rows)} rows equal the first {len(rows)} rows of "
           f"{args.curve} (iteration, loss, accuracy, val_accuracy; elapsed_s not compared)")
+
+
+def _machines_note(checkpoint, curve_path) -> str:
+    """Where the two curves were made, if both say (segments of the checkpoint and of the
+    train.json beside the curve), and what a difference then means."""
+    from maml.files import read_json
+
+    summary = Path(curve_path).parent / "train.json"
+    ours = {s["machine"]["kind"] for s in checkpoint.read()[1].get("segments", [])}
+    theirs = ({s["machine"]["kind"] for s in read_json(summary).get("segments", [])}
+              if summary.is_file() else set())
+    if not ours or not theirs:
+        return ""
+    if ours == theirs:
+        return f"\nboth made on {', '.join(sorted(ours))}: the same CPU kind, so a real difference"
+    return (f"\nthe checkpoint was made on {', '.join(sorted(ours))}, the curve on "
+            f"{', '.join(sorted(theirs))}: other CPU kinds take other float32 paths (MKL, "
+            "Paddle's kernels), so curves part from iteration 1 or 2 without any bug; compare "
+            "accuracies within their intervals instead")
 
 
 def cmd_check_yaml(args) -> None:
