@@ -26,7 +26,7 @@ from maml import cpu, inner
 from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_weights
 from maml.model import Params, arrays_to_params, params_to_arrays
 from maml.progress import DivergenceError, write_record
-from maml.settings import SettingsError, fingerprint, validate
+from maml.settings import SettingsError, fingerprint, validate, with_defaults
 from maml.tasks import TaskSampler
 
 CURVE_COLUMNS = ("iteration", "loss", "accuracy", "val_accuracy", "elapsed_s")
@@ -128,7 +128,9 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     for folder in (out_dir, checkpoint.path.parent):  # before any work, not at the first save
         writable_folder(folder)
     data, split = load_omniglot(data_path), load_split(split_path, settings["split"])
-    validate(settings, {part: len(chars) for part, chars in split["parts"].items()})
+    # (the pipeline passes training settings only: test-time ones take their counterparts)
+    validate(with_defaults(settings),
+             {part: len(chars) for part, chars in split["parts"].items()})
     n, k = settings["n_way"], settings["k_shot"]
     train_tasks = TaskSampler(data.images, split["parts"]["train"], n, k,
                               settings["k_query"], settings["rotate"])
