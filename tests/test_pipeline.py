@@ -489,7 +489,8 @@ def test_interrupted_training_resumes_and_matches(tmp_path, uninterrupted, sig):
     if sig == signal.SIGKILL:  # a killed Snakemake leaves its lock; run.sh clears it likewise
         snakemake(tmp_path, "--unlock")
     snakemake(tmp_path, "--cores", "1")
-    summary = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/train.json").read_text())
+    summary = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/train.json")
+                         .read_text())
     assert 0 < summary["resumed_from"] < 150
     pd.testing.assert_frame_equal(_curve(tmp_path), _curve(uninterrupted))
     ours = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/eval.json").read_text())

@@ -124,7 +124,8 @@ def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_ta
     return {
         "n_way": settings["n_way"], "k_shot": settings["k_shot"],
         "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
-        "method": settings["method"], "inner_steps": steps, "members": [str(p) for p in model_paths],
+        "method": settings["method"], "inner_steps": steps,
+        "members": [str(p) for p in model_paths],
         "accuracy": float(per_task.mean()), "ci95": float(confidence_interval(per_task)),
         "task_accuracy": [float(a) for a in per_task],
         "wall_time_s": round(time.perf_counter() - clock, 3),

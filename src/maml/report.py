@@ -419,7 +419,8 @@ def lake_table(lake_files, summaries_by_folder: dict) -> tuple[pd.DataFrame, str
     frame = pd.DataFrame(table)
     lines = ["Error rate (%) on Lake, Salakhutdinov and Tenenbaum's 20 within-alphabet 20-way "
              "one-shot runs (all_runs.zip). A test set: no setting here was chosen by looking "
-             "at it.", "", "| model | error % (± 95% t interval over seeds) | per seed | source |", "| --- | --- | --- | --- |"]
+             "at it.", "", "| model | error % (± 95% t interval over seeds) | per seed | source |",
+             "| --- | --- | --- | --- |"]
     if models.empty:
         lines.insert(1, "\nThis config has no lake-split 20-way 1-shot model to score.")
     for row in frame.itertuples():
