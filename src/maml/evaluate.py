@@ -38,18 +38,21 @@ def per_task_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler,
     return np.concatenate(rows)
 
 
-def mode_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler, tasks: TaskIndices,
-                    steps: int, queries: str, progress: bool = False) -> np.ndarray:
+def mode_accuracies(members: list[Params], loop: InnerLoop, sampler: TaskSampler,
+                    tasks: TaskIndices, steps: int, queries: str, progress: bool = False,
+                    desc: str | None = None) -> np.ndarray:
     """Each task's query accuracy after `steps` steps, the queries classified as `queries`
-    says (maml.meta.QUERY_MODES): [num_tasks]."""
+    says (settings.QUERY_MODES): [num_tasks]. Several `members` (e.g. seeds) adapt each on
+    its own and answer as one ensemble, their class probabilities averaged per query."""
     images = sampler.n_way * (sampler.k_shot + sampler.k_query)
     rows = []
-    with tqdm(total=len(tasks), desc=f"queries {queries}", unit="task",
+    with tqdm(total=len(tasks), desc=desc or f"queries {queries}", unit="task",
               disable=not progress) as bar:
         for group in task_groups(len(tasks), images):
             support_x, support_y, query_x, query_y = as_tensors(sampler.build(tasks[group]))
-            p = adapted_probabilities(params, loop, support_x, support_y, query_x, steps, queries)
-            rows.append((p.argmax(axis=2) == query_y.numpy()).mean(axis=1))
+            mean = sum(adapted_probabilities(params, loop, support_x, support_y, query_x, steps,
+                                             queries) for params in members) / len(members)
+            rows.append((mean.argmax(axis=2) == query_y.numpy()).mean(axis=1))
             bar.update(group.stop - group.start)
     return np.concatenate(rows)
 
@@ -81,7 +84,7 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
     means, intervals = per_task.mean(axis=0), confidence_interval(per_task)
     modes = {}
     for mode in query_modes:
-        accuracies = mode_accuracies(params, loop, sampler, tasks, steps, mode, progress)
+        accuracies = mode_accuracies([params], loop, sampler, tasks, steps, mode, progress)
         modes[mode] = {"accuracy": float(accuracies.mean()),
                        "ci95": float(confidence_interval(accuracies)),
                        "task_accuracy": [float(a) for a in accuracies]}
@@ -110,17 +113,9 @@ def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_ta
     members = [arrays_to_params(load_arrays(path)) for path in model_paths]
     loop, steps = inner.for_settings(settings), settings["test_inner_steps"]
     sampler = _sampler(data_path, split_path, settings)
-    tasks = sampler.fixed_tasks(test_seed, num_tasks)
-    images = sampler.n_way * (sampler.k_shot + sampler.k_query)
-    clock, rows = time.perf_counter(), []
-    with tqdm(total=len(tasks), desc="ensemble", unit="task", disable=not progress) as bar:
-        for group in task_groups(len(tasks), images):
-            support_x, support_y, query_x, query_y = as_tensors(sampler.build(tasks[group]))
-            mean = sum(adapted_probabilities(params, loop, support_x, support_y, query_x, steps)
-                       for params in members) / len(members)
-            rows.append((mean.argmax(axis=2) == query_y.numpy()).mean(axis=1))
-            bar.update(group.stop - group.start)
-    per_task = np.concatenate(rows)
+    clock = time.perf_counter()
+    per_task = mode_accuracies(members, loop, sampler, sampler.fixed_tasks(test_seed, num_tasks),
+                               steps, "together", progress, desc="ensemble")
     return {
         "n_way": settings["n_way"], "k_shot": settings["k_shot"],
         "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
