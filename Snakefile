@@ -27,6 +27,7 @@ from maml.settings import (
     fingerprint,
     grid_runs,
     identity,
+    job_identity,
     read_yaml,
     run_name,
     run_settings,

@@ -151,6 +151,15 @@ def test_everything_up_to_date_after_a_run(finished):
     assert planned_jobs(finished) == {}
 
 
+def _code_copy(path):
+    """This repository's workflow code, to change in a test."""
+    path.mkdir()
+    for part in ("Snakefile", "workflow", "src", "profiles", "envs"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
+        copy(REPO / part, path / part)
+    return path
+
+
 def _fresh_clone(finished, path):
     """What a clone of the committed results has: results and config, no .snakemake/ (no
     Snakemake metadata), no logs, no data; every file with the checkout's time."""
@@ -191,11 +200,7 @@ def test_a_fresh_clone_redoes_nothing_and_a_changed_setting_retrains(finished, t
 def test_a_new_default_valued_setting_retrains_nothing(finished, tmp_path):
     """This code with one more setting in DEFAULTS (its default: today's behaviour), in a
     finished workdir and in a fresh clone: nothing to do."""
-    code = tmp_path / "code"
-    code.mkdir()
-    for part in ("Snakefile", "workflow", "src", "profiles", "envs"):
-        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
-        copy(REPO / part, code / part)
+    code = _code_copy(tmp_path / "code")
     settings = code / "src" / "maml" / "settings.py"
     text = settings.read_text()
     assert '    "method": "maml",\n' in text
@@ -218,7 +223,8 @@ def test_a_new_default_valued_setting_retrains_nothing(finished, tmp_path):
 ])
 def test_evaluation_setting_reruns_evaluate_and_aggregate_only(finished, change):
     jobs = planned_jobs(finished, config={**SMALL, **change})
-    assert jobs == {"evaluate": 8, "aggregate": 1, "all": 1}
+    # each run's evaluate settings file is new; its train settings file stays
+    assert jobs == {"settings_file": 8, "evaluate": 8, "aggregate": 1, "all": 1}
 
 
 def test_training_setting_retrains(finished):
@@ -235,32 +241,59 @@ def _trained_folders(workdir, config):
 
 def test_new_seed_trains_only_that_seed(finished):
     config = {**SMALL, "seeds": [0, 1, 2]}
-    assert planned_jobs(finished, config=config) == {"train": 4, "evaluate": 4,
-                                                     "aggregate": 1, "all": 1}
+    assert planned_jobs(finished, config=config) == {"settings_file": 8, "train": 4,
+                                                     "evaluate": 4, "aggregate": 1, "all": 1}
     trained = _trained_folders(finished, config)
     assert len(trained) == 4 and all(folder.endswith("/seed2") for folder in trained)
 
 
 def test_new_method_trains_only_that_method(finished):
     config = {**SMALL, "methods": [*SMALL["methods"], "fomaml"]}
-    assert planned_jobs(finished, config=config) == {"train": 4, "evaluate": 4,
-                                                     "aggregate": 1, "all": 1}
+    assert planned_jobs(finished, config=config) == {"settings_file": 8, "train": 4,
+                                                     "evaluate": 4, "aggregate": 1, "all": 1}
     assert all(f.startswith("finn/fomaml/") for f in _trained_folders(finished, config))
 
 
 @pytest.mark.parametrize("technique", ["lslr", "per_step_bn", "cosine_meta_lr"])
 def test_switching_a_technique_off_retrains_only_the_runs_that_use_it(finished, technique):
     config = {**SMALL, "overrides": {**SMALL["overrides"], technique: False}}
-    assert planned_jobs(finished, config=config) == {"train": 4, "evaluate": 4,
-                                                     "aggregate": 1, "all": 1}
+    assert planned_jobs(finished, config=config) == {"settings_file": 8, "train": 4,
+                                                     "evaluate": 4, "aggregate": 1, "all": 1}
     assert all(f.startswith("finn/maml++/") for f in _trained_folders(finished, config))
 
 
 def test_forcerun_reruns_the_rule_and_everything_downstream(finished):
-    assert planned_jobs(finished, "--forcerun", "preprocess", config=SMALL) == {
-        "preprocess": 1, "split": 1, "train": 8, "evaluate": 8, "aggregate": 1, "all": 1}
+    assert planned_jobs(finished, "--forcerun", "train", config=SMALL) == {
+        "train": 8, "evaluate": 8, "aggregate": 1, "all": 1}
     assert planned_jobs(finished, "--forcerun", "aggregate", config=SMALL) == {
         "aggregate": 1, "all": 1}
+    # the data are identified by their content: data made again retrain nothing
+    assert planned_jobs(finished, "--forcerun", "preprocess", config=SMALL) == {
+        "preprocess": 1, "split": 1}
+
+
+def test_a_fresh_clone_trains_only_the_runs_it_lacks(finished, tmp_path):
+    """A clone has no data: making them retrains none of the committed runs."""
+    clone = _fresh_clone(finished, tmp_path / "clone")
+    for name in ("model.npz", "curve.csv", "train.json", "eval.json"):
+        (clone / "results/runs/finn/maml/5way1shot/seed1" / name).unlink()
+    assert planned_jobs(clone, config=SMALL) == {
+        "download": 2, "preprocess": 1, "split": 1, "train": 1, "evaluate": 1, "aggregate": 1,
+        "all": 1}
+    trained = _trained_folders(clone, SMALL)
+    assert trained == ["finn/maml/5way1shot/seed1"]
+
+
+def test_data_made_again_for_changed_code_keep_the_jobs_still_to_do(finished, tmp_path):
+    """The split's script changed: its job reruns, and a new seed still trains (Snakemake
+    drops jobs below a rerunning one that are joined to it by ancient inputs only)."""
+    code = _code_copy(tmp_path / "code")
+    os.utime(code / "workflow/scripts/split.py")
+    workdir = tmp_path / "workdir"
+    shutil.copytree(finished, workdir, symlinks=True)
+    config = {**SMALL, "seeds": [0, 1, 2]}
+    assert planned_jobs(workdir, config=config, code=code) == {
+        "split": 1, "settings_file": 8, "train": 4, "evaluate": 4, "aggregate": 1, "all": 1}
 
 
 def test_until_stops_at_the_rule(tmp_path):
@@ -331,8 +364,8 @@ EXTRA = {**SMALL, "extra_runs": {"longer": {"cell": "5way1shot", "seed": 0, "pre
 def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
     workdir = tmp_path / "workflow"
     shutil.copytree(finished, workdir, symlinks=True)
-    assert planned_jobs(workdir, config=EXTRA) == {"train": 1, "evaluate": 1, "aggregate": 1,
-                                                   "all": 1}
+    assert planned_jobs(workdir, config=EXTRA) == {"settings_file": 2, "train": 1,
+                                                   "evaluate": 1, "aggregate": 1, "all": 1}
     snakemake(workdir, "--cores", "1", config=EXTRA)
     table = pd.read_csv(workdir / "results" / "table.csv")
     assert list(zip(table.cell, table.method, table.run)) == [
@@ -363,7 +396,8 @@ def test_an_ensemble_gets_a_labelled_row_beside_its_members(finished, tmp_path):
     workdir = tmp_path / "workflow"
     shutil.copytree(finished, workdir, symlinks=True)
     assert planned_jobs(workdir, config=ENSEMBLE) == {
-        "train": 3, "evaluate": 3, "ensemble": 1, "aggregate": 1, "all": 1}
+        "settings_file": 6, "train": 3, "evaluate": 3, "ensemble": 1, "aggregate": 1,
+        "all": 1}
     snakemake(workdir, "--cores", "2", config=ENSEMBLE)
     table = pd.read_csv(workdir / "results" / "table.csv")
     members, ensemble = (table[table.run == name].iloc[0] for name in ("three", "three ensemble"))
@@ -386,8 +420,8 @@ def test_lake_split_models_are_scored_on_lakes_runs(finished, tmp_path):
     workdir = tmp_path / "workflow"
     shutil.copytree(finished, workdir, symlinks=True)
     assert planned_jobs(workdir, config=LAKE) == {
-        "download_one_shot_runs": 1, "split": 1, "train": 2, "evaluate": 2, "lake_runs": 2,
-        "aggregate": 1, "all": 1}
+        "download_one_shot_runs": 1, "split": 1, "settings_file": 4, "train": 2, "evaluate": 2,
+        "lake_runs": 2, "aggregate": 1, "all": 1}
     snakemake(workdir, "--cores", "2", config=LAKE)
     errors = []
     for seed in (0, 1):

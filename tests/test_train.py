@@ -220,7 +220,7 @@ def test_cli_rejects_zero_way_and_zero_shot(prepared):
         result = subprocess.run([sys.executable, "-m", "maml", "train", flag, "0"],
                                 capture_output=True, text=True)
         assert result.returncode == 2, flag
-        assert "must be positive, got 0" in result.stderr
+        assert "must be positive and finite, got 0" in result.stderr
 
 
 def test_cli_evaluate_uses_the_models_settings_and_refuses_others(prepared, tmp_path):
@@ -251,8 +251,10 @@ def test_names_and_limits_are_stated_once():
 
     assert METHODS == ("maml", "fomaml", "maml++") and SPLITS == ("finn", "lake")
     text = (Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text()
-    assert "enum" not in text and "68d2efa1" not in text
-    assert yaml.safe_load(text)["properties"]["test_tasks"]["maximum"] == MAX_TASKS
+    schema = yaml.safe_load(text)
+    enums = [value for entry in schema["properties"].values() for value in entry.get("enum", [])]
+    assert enums and not set(enums) & {*METHODS, *SPLITS} and "68d2efa1" not in text
+    assert schema["properties"]["test_tasks"]["maximum"] == MAX_TASKS
 
 
 def test_cli_train_writes_outside_the_committed_results(prepared, tmp_path):
@@ -264,7 +266,8 @@ def test_cli_train_writes_outside_the_committed_results(prepared, tmp_path):
                    cwd=tmp_path, check=True, capture_output=True)
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == [f"output/runs/finn/maml/5way1shot/seed0/{name}" for name in
-                       ("checkpoint.npz", "curve.csv", "model.npz", "train.json")]
+                       ("checkpoint.json", "checkpoint.npz", "curve.csv", "model.npz",
+                        "train.json")]
     ignored = subprocess.run(["git", "check-ignore", "-q", "output/runs/x/checkpoint.npz"],
                              cwd=Path(__file__).resolve().parents[1])
     assert ignored.returncode == 0

@@ -141,3 +141,17 @@ def write_settings_file(path: str | os.PathLike, settings: dict) -> None:
         if older != path:
             older.unlink()
     write_json(path, settings)
+
+
+
+def data_inputs(inputs, *names: str) -> list[str]:
+    """A workflow job's data files (its rule's data_input), by input name. Each is a path, or
+    nothing for a job that had its results when Snakemake planned and was made to run all the
+    same (e.g. --forcerun) in a workdir whose data are not made yet."""
+    missing = [name for name in names if not getattr(inputs, name)]
+    if missing:
+        raise FileNotFoundError(
+            f"input {', '.join(missing)}: the data are not made yet, and this job had its "
+            "results when the run was planned; make the data first (./run.sh pipeline "
+            "--until split), then rerun")
+    return [str(getattr(inputs, name)) for name in names]

@@ -390,15 +390,23 @@ def check_config(config: dict) -> None:
             raise SettingsError(f"config, extra run {label}: {error}") from None
 
 
+def job_identity(job: str, settings: dict, num_tasks: int = 0, test_seed: int = 0) -> dict:
+    """What shapes a pipeline job's result, the content of its settings file and the source
+    of its key: a train job's training settings; an evaluate job's settings, test-time ones
+    included, and its test tasks."""
+    if job == "train":
+        return identity(training_settings(settings))
+    return {**identity(settings), "num_tasks": num_tasks, "test_seed": test_seed}
+
+
 def fingerprint(settings: dict) -> str:
     """A short hash of the settings that shape a trained model (names its resume state)."""
-    return _short_hash(identity(training_settings(settings)))
+    return _short_hash(job_identity("train", settings))
 
 
 def evaluation_fingerprint(settings: dict, num_tasks: int, test_seed: int) -> str:
-    """A short hash of what shapes an evaluation: the run's settings, test-time ones
-    included, and the test tasks."""
-    return _short_hash({**identity(settings), "num_tasks": num_tasks, "test_seed": test_seed})
+    """A short hash of what shapes an evaluation (`job_identity` of an evaluate job)."""
+    return _short_hash(job_identity("evaluate", settings, num_tasks, test_seed))
 
 
 def _short_hash(value) -> str:

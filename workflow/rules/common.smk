@@ -1,6 +1,10 @@
 ON_GPU = config["device"].startswith("gpu")
 # One environment file serves every rule: the GPU one when the config asks for a GPU.
 ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
+# The data files the jobs read (see data_input).
+DATA = "resources/omniglot/omniglot28.npz"
+SPLIT = "resources/omniglot/splits/{split}.json"
+RUNS_ARCHIVE = "resources/omniglot/all_runs.zip"
 
 
 wildcard_constraints:
@@ -101,6 +105,72 @@ def ensemble_members(wildcards, filename):
         f"{run_name(seed, wildcards.label)}/{filename}"
         for seed in seeds
     ]
+
+
+RUN_FOLDER = "results/runs/{split}/{method}/{cell}/{run}"
+
+
+def data_input(pattern, made):
+    """The input function for a data file (`pattern`, formatted with the job's wildcards) of a
+    job whose results are there when `made(**wildcards)`.
+
+    Data are identified by their content (md5-checked archives, deterministic preprocessing
+    and split), so a job with its results never reruns for data made again: the file is
+    `ancient`. Snakemake (9.27, dag.py) honours that only for data that exist when it plans,
+    and it drops the jobs still to do below a data job that reruns (for changed params or
+    code) unless a plain input joins them. So a job with its results asks for data it finds
+    as ancient, for data not yet made not at all (a fresh clone retrains nothing), and a job
+    with results still to make asks for its data as a plain input.
+    """
+
+    def given(wildcards):
+        fields = dict(wildcards.items())
+        path = pattern.format(**fields)
+        if not made(**fields):
+            return path
+        return ancient(path) if Path(path).exists() else []
+
+    return given
+
+
+def train_made(split, method, cell, run):
+    """Whether a run's training has its results: trained to its end with its settings."""
+    folder = RUN_FOLDER.format(split=split, method=method, cell=cell, run=run)
+    return (
+        has_finished(split, method, cell, run)
+        and all(
+            Path(f"{folder}/{name}").exists() for name in ("model.npz", "curve.csv")
+        )
+        and Path(settings_path("train", split, method, cell, run)).exists()
+    )
+
+
+def evaluate_made(split, method, cell, run):
+    """Whether a run's evaluation has its results: its model's and its own."""
+    folder = RUN_FOLDER.format(split=split, method=method, cell=cell, run=run)
+    return (
+        train_made(split, method, cell, run)
+        and Path(f"{folder}/eval.json").exists()
+        and Path(settings_path("evaluate", split, method, cell, run)).exists()
+    )
+
+
+def lake_runs_made(method, run):
+    """Whether a lake-split run has been scored on Lake's runs (and its model made)."""
+    folder = RUN_FOLDER.format(split="lake", method=method, cell="20way1shot", run=run)
+    return (
+        train_made("lake", method, "20way1shot", run)
+        and Path(f"{folder}/lake_runs.json").exists()
+    )
+
+
+def ensemble_made(split, method, cell, label):
+    """Whether an ensemble has its result and each member its model."""
+    seeds = extra_seeds(config["extra_runs"][label])
+    return (
+        all(train_made(split, method, cell, run_name(seed, label)) for seed in seeds)
+        and Path(f"results/ensembles/{split}/{method}/{cell}/{label}.json").exists()
+    )
 
 
 def runs_in_progress():

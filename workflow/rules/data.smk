@@ -24,7 +24,7 @@ rule preprocess:
         background="resources/omniglot/images_background.zip",
         evaluation="resources/omniglot/images_evaluation.zip",
     output:
-        "resources/omniglot/omniglot28.npz",
+        DATA,
     log:
         "logs/preprocess.log",
     benchmark:
@@ -41,9 +41,9 @@ rule preprocess:
 
 rule split:
     input:
-        "resources/omniglot/omniglot28.npz",
+        DATA,
     output:
-        "resources/omniglot/splits/{split}.json",
+        SPLIT,
     log:
         "logs/split/{split}.log",
     benchmark:

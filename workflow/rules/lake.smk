@@ -1,6 +1,6 @@
 rule download_one_shot_runs:
     output:
-        "resources/omniglot/all_runs.zip",
+        RUNS_ARCHIVE,
     log:
         "logs/download/all_runs.log",
     benchmark:
@@ -21,7 +21,7 @@ rule lake_runs:
     input:
         model="results/runs/lake/{method}/20way1shot/{run}/model.npz",
         summary="results/runs/lake/{method}/20way1shot/{run}/train.json",
-        runs=ancient("resources/omniglot/all_runs.zip"),
+        runs=data_input(RUNS_ARCHIVE, lake_runs_made),
     output:
         "results/runs/lake/{method}/20way1shot/{run}/lake_runs.json",
     log:

@@ -6,23 +6,31 @@
 rule settings_file:
     output:
         "results/runs/{split}/{method}/{cell}/{run}/{job}-settings-{key}.json",
+    log:
+        "logs/settings/{split}/{method}/{cell}/{run}/{job}-settings-{key}.log",
     wildcard_constraints:
         job="train|evaluate",
         key="[0-9a-f]{12}",
     localrule: True
+    conda:
+        ENV
     params:
-        settings=lambda wildcards: identity(settings_for(wildcards)),
-        tasks={"num_tasks": config["test_tasks"], "test_seed": config["test_seed"]},
+        # exactly what its key hashes: a train job's file does not change with test settings
+        settings=lambda wildcards: job_identity(
+            wildcards.job,
+            settings_for(wildcards),
+            config["test_tasks"],
+            config["test_seed"],
+        ),
     script:
         "../scripts/settings_file.py"
 
 
-# The data are identified by their content (md5-checked archives, deterministic preprocessing
-# and split), not by when they were made: data made again on a fresh clone retrain nothing.
+# Data inputs: see data_input (data made again retrain nothing).
 rule train:
     input:
-        data=ancient("resources/omniglot/omniglot28.npz"),
-        split=ancient("resources/omniglot/splits/{split}.json"),
+        data=data_input(DATA, train_made),
+        split=data_input(SPLIT, train_made),
         settings=settings_file("train"),
     output:
         model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
@@ -53,8 +61,8 @@ rule evaluate:
     input:
         model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
         summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
-        data=ancient("resources/omniglot/omniglot28.npz"),
-        split=ancient("resources/omniglot/splits/{split}.json"),
+        data=data_input(DATA, evaluate_made),
+        split=data_input(SPLIT, evaluate_made),
         settings=settings_file("evaluate"),
     output:
         "results/runs/{split}/{method}/{cell}/{run}/eval.json",
@@ -81,8 +89,8 @@ rule ensemble:
     input:
         models=lambda wildcards: ensemble_members(wildcards, "model.npz"),
         summaries=lambda wildcards: ensemble_members(wildcards, "train.json"),
-        data=ancient("resources/omniglot/omniglot28.npz"),
-        split=ancient("resources/omniglot/splits/{split}.json"),
+        data=data_input(DATA, ensemble_made),
+        split=data_input(SPLIT, ensemble_made),
     output:
         "results/ensembles/{split}/{method}/{cell}/{label}.json",
     log:

@@ -10,10 +10,11 @@ from maml.cpu import configure  # noqa: E402
 configure(threads=snakemake.threads)  # before Paddle is imported
 
 from maml.evaluate import evaluate_ensemble  # noqa: E402
-from maml.files import write_json  # noqa: E402
+from maml.files import data_inputs, write_json  # noqa: E402
 from maml.settings import expand  # noqa: E402
 
-result = evaluate_ensemble(snakemake.input.models, snakemake.input.data, snakemake.input.split,
+data, split = data_inputs(snakemake.input, "data", "split")
+result = evaluate_ensemble(snakemake.input.models, data, split,
                            expand(snakemake.params.settings), snakemake.params.num_tasks,
                            snakemake.params.test_seed)
 write_json(snakemake.output[0], result)

@@ -3,8 +3,8 @@
 import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from maml.files import write_settings_file  # noqa: E402
 
-tasks = snakemake.params.tasks if snakemake.wildcards.job == "evaluate" else {}
-write_settings_file(snakemake.output[0], {**snakemake.params.settings, **tasks})
+write_settings_file(snakemake.output[0], snakemake.params.settings)

@@ -11,9 +11,11 @@ configure(threads=snakemake.threads)  # before Paddle is imported
 
 from pathlib import Path  # noqa: E402
 
+from maml.files import data_inputs  # noqa: E402
 from maml.settings import expand, training_settings  # noqa: E402
 from maml.train import train  # noqa: E402
 
 settings = training_settings(expand(snakemake.params.settings))
-train(settings, snakemake.input.data, snakemake.input.split,
+data, split = data_inputs(snakemake.input, "data", "split")
+train(settings, data, split,
       Path(snakemake.output.model).parent, state_path=snakemake.params.state, resume=True)
