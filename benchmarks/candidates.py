@@ -37,6 +37,7 @@ alias per step so that the request stops at that step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -53,7 +54,7 @@ from paddle.autograd import PyLayer  # noqa: E402
 from maml import inner, meta, model  # noqa: E402
 from maml.data import load_omniglot, load_split  # noqa: E402
 from maml.model import BN_EPS, spread  # noqa: E402
-from maml.settings import parse_cell, resolve  # noqa: E402
+from maml.settings import LAYER_KINDS, parse_cell, resolve  # noqa: E402
 from maml.tasks import TaskSampler  # noqa: E402
 
 
@@ -137,20 +138,20 @@ def fused_forward(params, x, step=0):
     return logits + spread(params["fc.bias"].unsqueeze(1), n)
 
 
-class EveryGradient(inner.InnerLoop):
-    """The same inner loop, asking for every weight's gradient: the weights it does not adapt
+class EveryGradient:
+    """A loop's rule, asking for every weight's gradient: the weights the loop does not adapt
     keep their value under a fresh alias per step."""
 
     def __init__(self, loop: inner.InnerLoop):
-        super().__init__(self, loop.adapt_bn)
-        self.own, self.loop = set(), loop
+        self.loop = loop
 
-    def adapted(self, names):
-        self.own = set(self.loop.adapted(names))
-        return [name for name in names if model.is_model_param(name)]
+    @staticmethod
+    def of(loop: inner.InnerLoop) -> inner.InnerLoop:
+        """`loop` adapting every layer kind, through this rule."""
+        return dataclasses.replace(loop.with_rule(EveryGradient(loop)), adapts=LAYER_KINDS)
 
     def update(self, params, name, weight, grad, step):
-        if name in self.own:
+        if model.layer_kind(name) in self.loop.adapts:
             return self.loop.rule.update(params, name, weight, grad, step)
         return weight.scale(1.0)
 
@@ -164,7 +165,7 @@ def project(params, loop, batch, settings, weights):
 def fused_batch_norm(params, loop, batch, settings, weights):
     meta.forward = fused_forward
     try:
-        return project(params, EveryGradient(loop), batch, settings, weights)
+        return project(params, EveryGradient.of(loop), batch, settings, weights)
     finally:
         meta.forward = model.forward
 

@@ -1,7 +1,8 @@
 """One full MAML meta-step: this project's Paddle code against a plain PyTorch eager loop.
 
     pip install -e ".[bench]"         # PyTorch 2.13 CPU, for this benchmark only
-    python benchmarks/meta_step.py    # all four cells: MAML's paper and reference presets, MAML++'s paper preset
+    python benchmarks/meta_step.py    # all four cells: MAML's paper and reference presets, MAML++'s
+                                      # paper preset, ANIL's and Meta-SGD's laptop presets
     python benchmarks/meta_step.py --check-only   # the float64 comparison alone, no timings
 
 For each cell and method preset: first checks, in float64 on the same weights and tasks, that both
@@ -16,7 +17,8 @@ The PyTorch side is the per-task loop most MAML code uses: F.conv2d, F.batch_nor
 F.cross_entropy and torch.autograd.grad(..., create_graph=True), written independently of this
 project's inner loop; for MAML++ it follows HowToTrainYourMAMLPytorch (a learned rate per tensor
 and step, per-step batch-norm weights indexed by the step, batch norm outside the inner loop,
-the multi-step loss at its first iteration's uniform weights).
+the multi-step loss at its first iteration's uniform weights); ANIL's and Meta-SGD's adapted
+weights are the project's InnerLoop's, their update written again (`torch_rate`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -46,7 +49,7 @@ from maml import inner  # noqa: E402
 from maml.meta import (as_tensors, init_meta_params, meta_gradient,  # noqa: E402
                        multi_step_weights)
 from maml.model import (BN_EPS, conv3x3_stride2, conv_kernel, conv_matrix,  # noqa: E402
-                        params_to_arrays)
+                        is_model_param, params_to_arrays)
 from maml.settings import parse_cell, resolve  # noqa: E402
 from maml.tasks import TaskSampler  # noqa: E402
 
@@ -68,12 +71,23 @@ def torch_forward(p: dict, x: torch.Tensor, step: int) -> torch.Tensor:
     return x.mean(dim=(2, 3)) @ p["fc.weight"] + p["fc.bias"]
 
 
+def torch_rate(params: dict, settings: dict, name: str, step: int):
+    """The inner rate of weight `name` at `step`, each rule written again for PyTorch: MAML++'s
+    per tensor and step, Meta-SGD's per element, or the fixed one."""
+    if settings["lslr"]:
+        rates = params[f"lslr.{name}"]
+        return rates[min(step, rates.shape[0] - 1)]
+    if settings["inner_rule"] == "meta-sgd":
+        return params[f"metasgd.{name}"]
+    return settings["inner_lr"]
+
+
 def torch_meta_gradient(params: dict, settings: dict, sx, sy, qx, qy, first_order: bool = False,
                         step_weights=None):
-    steps, lr = settings["inner_steps"], settings["inner_lr"]
+    steps = settings["inner_steps"]
     weights = step_weights or [0.0] * (steps - 1) + [1.0]
-    model = {name: p for name, p in params.items() if not name.startswith("lslr.")}
-    adapted = [name for name in model if settings["inner_bn"] or not name.startswith("bn")]
+    model = {name: p for name, p in params.items() if is_model_param(name)}
+    adapted = inner.for_settings(settings).adapted(model)  # the project's adapted set
     total = 0.0
     for t in range(sx.shape[0]):
         fast = dict(model)
@@ -82,7 +96,7 @@ def torch_meta_gradient(params: dict, settings: dict, sx, sy, qx, qy, first_orde
             grads = torch.autograd.grad(loss, [fast[n] for n in adapted],
                                         create_graph=not first_order)
             for name, g in zip(adapted, grads):
-                rate = params[f"lslr.{name}"][step] if settings["lslr"] else lr
+                rate = torch_rate(params, settings, name, step)
                 fast[name] = fast[name] - rate * g
             if weights[step]:
                 query = TF.cross_entropy(torch_forward(fast, qx[t], step), qy[t])
@@ -115,9 +129,11 @@ def paddle_inputs(settings: dict, batch, dtype: str, perturb: bool = False):
 
 
 def torch_layout(name: str, value: np.ndarray) -> np.ndarray:
-    """A conv weight from this project's [9 * c_in, c_out] (rows: kernel row, column, c_in)
-    to PyTorch's [c_out, c_in, 3, 3]; anything else unchanged."""
-    return conv_kernel(value) if name.startswith("conv") and name.endswith(".weight") else value
+    """A conv weight (or a rule's tensor shaped like one: Meta-SGD's rates) from this project's
+    [9 * c_in, c_out] (rows: kernel row, column, c_in) to PyTorch's [c_out, c_in, 3, 3];
+    anything else unchanged."""
+    conv_shaped = re.search(r"(^|\.)conv[0-9]+\.weight$", name) and value.ndim == 2
+    return conv_kernel(value) if conv_shaped else value
 
 
 def torch_inputs(params, batch, dtype):
@@ -303,7 +319,8 @@ def main() -> None:
     parser.add_argument("--split-file", default="resources/omniglot/splits/finn.json")
     parser.add_argument("--cells", nargs="+", default=list(CELLS))
     parser.add_argument("--presets", nargs="+", default=["maml:paper", "maml:reference",
-                                                         "maml++:paper"],
+                                                         "maml++:paper", "anil:laptop",
+                                                         "meta-sgd:laptop"],
                         help="method:preset pairs")
     parser.add_argument("--check-only", action="store_true",
                         help="only the float64 comparison with PyTorch, no timings")

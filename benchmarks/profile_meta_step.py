@@ -28,7 +28,7 @@ from paddle.profiler.profiler_statistic import StatisticData  # noqa: E402
 from maml.data import load_omniglot, load_split  # noqa: E402
 from maml import inner  # noqa: E402
 from maml.meta import as_tensors, init_meta_params, meta_gradient  # noqa: E402
-from maml.settings import parse_cell, resolve  # noqa: E402
+from maml.settings import METHODS, parse_cell, resolve  # noqa: E402
 from maml.tasks import TaskSampler  # noqa: E402
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--split-file", default="resources/omniglot/splits/finn.json")
     parser.add_argument("--cell", default="5way1shot")
     parser.add_argument("--preset", default="reference")
-    parser.add_argument("--method", default="maml", choices=("maml", "fomaml", "maml++"))
+    parser.add_argument("--method", default="maml", choices=METHODS)
     parser.add_argument("--tasks", type=int, help="meta-batch size (default: the preset's)")
     args = parser.parse_args()
 

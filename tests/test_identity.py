@@ -8,8 +8,9 @@ import yaml
 
 from maml import settings as settings_module
 from maml.files import read_json
-from maml.settings import (IDENTITY_KEYS, fingerprint, grid_runs, identity, parse_run,
-                           run_settings, training_settings)
+from maml.settings import (IDENTITY_KEYS, SettingsError, fingerprint, grid_runs, identity,
+                           parse_run, resolve, run_settings, training_settings, upgrade,
+                           with_defaults)
 from maml.train import resume_key
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +60,9 @@ def test_settings_that_differ_have_different_keys():
 
 def test_identity_keys_are_todays_defaults_and_are_frozen():
     """IDENTITY_KEYS is the December 2026 list; a key added to DEFAULTS since stays out of it."""
-    assert set(settings_module.DEFAULTS) >= IDENTITY_KEYS - {"preset"}
+    replaced = settings_module.REPLACED
+    assert set(settings_module.DEFAULTS) | set(replaced) >= IDENTITY_KEYS - {"preset"}
+    assert all(new in settings_module.DEFAULTS for new, _ in replaced.values())
     assert len(IDENTITY_KEYS) == 30
 
 
@@ -77,3 +80,25 @@ def test_committed_runs_keep_their_identity():
                 run_settings(config, method, cell, run, split)), summary
             checked += 1
     assert checked >= 40
+
+
+def test_a_replaced_setting_keeps_the_old_forms_identity():
+    """inner_adapts replaced the inner_bn boolean: the runs that had one keep their key, an old
+    form given or recorded reads as the new one, and a value without an old form is new."""
+    run = next(every_run(CONFIGS[0]))
+    assert run["inner_adapts"] == ["conv", "bn", "fc"] and "inner_bn" not in run
+    assert identity(run)["inner_bn"] is True and "inner_adapts" not in identity(run)
+    old = {k: v for k, v in run.items() if k != "inner_adapts"}
+    for inner_bn, adapts in ((True, ["conv", "bn", "fc"]), (False, ["fc", "conv"])):
+        assert fingerprint({**old, "inner_bn": inner_bn}) == fingerprint(
+            {**run, "inner_adapts": adapts})
+        assert with_defaults({**old, "inner_bn": inner_bn})["inner_adapts"] == sorted(
+            adapts, key=["conv", "bn", "fc"].index)
+    head = {**run, "inner_adapts": ["fc"]}
+    assert identity(head)["inner_adapts"] == ["fc"] and "inner_bn" not in identity(head)
+    assert fingerprint(head) not in (fingerprint(run), fingerprint({**old, "inner_bn": False}))
+    with pytest.raises(SettingsError, match="inner_bn: False and inner_adapts"):
+        upgrade({"inner_bn": False, "inner_adapts": ["conv", "bn", "fc"]})
+    for bad in ([], ["fc", "fc"], ["head"]):
+        with pytest.raises(SettingsError, match="inner_adapts: one or more of"):
+            resolve(5, 1, inner_adapts=bad)

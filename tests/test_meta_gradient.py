@@ -2,8 +2,9 @@
 
 In float64 on a small version of the paper's network (same `forward`), over a meta-batch of
 two tasks with two inner steps each, for MAML, cbfinn/maml's batch norm (offset only, outside
-the inner loop) and MAML++'s parameter kinds (learned per-step rates, per-step batch norm,
-adapted or not) with the multi-step loss. Second order against differences of the meta-loss;
+the inner loop), MAML++'s parameter kinds (learned per-step rates, per-step batch norm,
+adapted or not) with the multi-step loss, ANIL (the head alone adapts) and Meta-SGD (a
+learned rate per weight element). Second order against differences of the meta-loss;
 first order against differences of the first-order surrogate, the query loss with every
 inner gradient frozen at its value. Also: grouped computation equals one graph, and the
 batched inner loop equals adapting one task at a time.
@@ -16,16 +17,19 @@ import paddle
 import pytest
 
 from maml import meta
-from maml.inner import InnerLoop, LearnedRates, SGD, for_settings
-from maml.model import accuracy, cross_entropy, forward, per_task
-from maml.settings import resolve
+from maml import inner
+from maml.inner import ElementRates, InnerLoop, LearnedRates, SGD, for_settings
+from maml.model import accuracy, cross_entropy, forward, is_model_param, per_task
+from maml.settings import INNER_RULES, LAYER_KINDS, resolve
 
 STEPS, LR, N_WAY = 2, 0.5, 3
 VARIANTS = {
     "maml": dict(method="maml"),
-    "paper-bn": dict(method="maml", bn_scale=False, inner_bn=False),
+    "paper-bn": dict(method="maml", bn_scale=False, inner_adapts=["conv", "fc"]),
     "maml++": dict(method="maml++"),  # lslr, per-step bn outside the inner loop, msl
-    "maml++, bn adapted": dict(method="maml++", inner_bn=True),
+    "maml++, bn adapted": dict(method="maml++", inner_adapts=["conv", "bn", "fc"]),
+    "anil": dict(method="maml", inner_adapts=["fc"]),  # the head alone adapts
+    "meta-sgd": dict(method="maml", inner_rule="meta-sgd"),  # a learned rate per element
 }
 MSL_WEIGHTS = [0.3, 0.7]
 
@@ -98,6 +102,12 @@ def test_the_variants_have_the_parameter_kinds_they_claim():
     assert shapes["lslr.conv0.weight"] == [STEPS]
     assert "lslr.bn0.weight" not in names["maml++"]  # batch norm outside the inner loop
     assert "lslr.bn0.weight" in names["maml++, bn adapted"]
+    params, loop, *_ = make_problem("anil")
+    assert loop.adapted(params) == ["fc.weight", "fc.bias"]
+    params, loop, *_ = make_problem("meta-sgd")
+    rates = {n: p.shape for n, p in params.items() if n.startswith("metasgd.")}
+    assert rates == {f"metasgd.{n}": p.shape for n, p in params.items() if is_model_param(n)}
+    assert isinstance(loop.rule, ElementRates) and loop.adapts == LAYER_KINDS
     assert not any(n.startswith("lslr") for n in names["maml"])
     assert isinstance(for_settings(resolve(5, 1, method="maml++", preset="laptop")).rule,
                       LearnedRates)
@@ -119,7 +129,7 @@ def test_second_order_meta_gradient_matches_finite_differences(problem):
 
 def test_first_order_meta_gradient_matches_finite_differences_of_the_surrogate(problem):
     params, loop, batch, weights = problem
-    frozen = InnerLoop(FrozenGradients(loop.rule), loop.adapt_bn)
+    frozen = loop.with_rule(FrozenGradients(loop.rule))
     meta.meta_loss(params, frozen, *batch, STEPS, step_weights=weights)  # records the gradients
     reference = finite_differences(params, frozen, batch, weights)
     _, _, grads = meta.meta_gradient(params, loop, *batch, STEPS, first_order=True,
@@ -142,6 +152,19 @@ def test_groups_of_tasks_give_the_one_graph_meta_gradient(problem, monkeypatch):
 
 def one_task(tensors, t):
     return [x[t:t + 1] for x in tensors]
+
+
+def test_a_swapped_rule_keeps_the_loops_other_fields():
+    loop = InnerLoop(SGD(0.1), ("fc",))
+    swapped = loop.with_rule(LearnedRates(0.1, 2))
+    assert isinstance(swapped.rule, LearnedRates) and swapped.adapts == ("fc",)
+
+
+def test_every_inner_rule_name_has_its_rule():
+    assert set(inner.RULES) == set(INNER_RULES)
+    for name in INNER_RULES:
+        settings = resolve(5, 1, inner_rule=name)
+        assert for_settings(settings).rule.learned == (name != "sgd")
 
 
 def test_meta_loss_is_the_post_adaptation_query_loss():

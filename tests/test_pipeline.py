@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import MD5, REPO, SOURCE
-from maml.settings import INDEPENDENT
+from maml.settings import INDEPENDENT, METHODS
 
 # The small offline config (config/offline-small.yaml), its archives taken from the tests' source.
 SMALL = {**yaml.safe_load((REPO / "config" / "offline-small.yaml").read_text()),
@@ -254,6 +254,29 @@ def test_new_method_trains_only_that_method(finished):
     assert all(f.startswith("finn/fomaml/") for f in _trained_folders(finished, config))
 
 
+def test_a_method_family_is_one_presets_entry(finished, tmp_path):
+    """A throwaway family added to a copy of presets.yaml, nothing else edited: it trains,
+    evaluates and has its rows in the table, beside the committed methods' unchanged rows."""
+    code = _code_copy(tmp_path / "code")
+    presets = code / "src" / "maml" / "presets.yaml"
+    presets.write_text(presets.read_text() + "\nthrowaway:  # a test's family: the head adapts\n"
+                       "  colour: C7\n  like: maml\n  common: {inner_adapts: [fc]}\n")
+    workdir = tmp_path / "workdir"
+    shutil.copytree(finished, workdir, symlinks=True)
+    config = {**SMALL, "methods": [*SMALL["methods"], "throwaway"]}
+    snakemake(workdir, "--cores", "2", config=config, code=code)
+    table = pd.read_csv(workdir / "results" / "table.csv")
+    rows = table[table.method == "throwaway"]
+    assert sorted(rows.cell) == sorted(SMALL["cells"]) and set(rows.seeds) == {2}
+    for seed in SMALL["seeds"]:
+        summary = json.loads((workdir / f"results/runs/finn/throwaway/5way1shot/seed{seed}/"
+                              "train.json").read_text())
+        assert summary["settings"]["inner_adapts"] == ["fc"]
+    grid = pd.read_csv(finished / "results" / "table.csv")
+    pd.testing.assert_frame_equal(table[table.method != "throwaway"].reset_index(drop=True),
+                                  grid)
+
+
 @pytest.mark.parametrize("technique", ["lslr", "per_step_bn", "cosine_meta_lr"])
 def test_switching_a_technique_off_retrains_only_the_runs_that_use_it(finished, technique):
     config = {**SMALL, "overrides": {**SMALL["overrides"], technique: False}}
@@ -314,8 +337,8 @@ def test_until_stops_at_the_rule(tmp_path):
     ({"split": "finnn"}, "split: unknown split 'finnn'; choose one of ['finn', 'lake']"),
     ({"preset": "reference"}, "method maml++, cell 5way1shot: preset: method maml++ has no "
                               "preset 'reference'"),
-    ({"methods": ["reptile"]}, "method: unknown method 'reptile'; choose one of ['maml', "
-                               "'fomaml', 'maml++']"),
+    ({"methods": ["reptile"]}, f"method: unknown method 'reptile'; choose one of "
+                               f"{list(METHODS)}"),
     ({"overrides": {"lslr": "no"}}, "lslr: must be a bool, got 'no'"),
     ({"overrides": {"iterations": "10"}}, "iterations: must be a int, got '10'"),
     ({"overrides": {"method": "fomaml"}}, "overrides: method set by the config's own keys"),

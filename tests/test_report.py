@@ -16,3 +16,15 @@ def test_a_method_keeps_its_colour_in_every_panel_and_lines_stay_apart():
     assert one_panel["maml", GRID]["linestyle"] == "-" != one_panel["maml", "long"]["linestyle"]
     assert one_panel["maml", "long"]["label"] == "maml, long"
     assert one_panel["maml", GRID]["label"] == "maml"
+
+
+def test_each_method_has_its_own_colour_whatever_families_join():
+    """A family's colour is its own (presets.yaml), not its position among the families."""
+    from maml.report import COLOURS
+    from maml.settings import METHODS
+
+    assert set(COLOURS) == set(METHODS) and None not in COLOURS.values()
+    assert len(set(COLOURS.values())) == len(COLOURS)
+    styles = _line_styles([("maml++", "grid"), ("newcomer", "grid")])
+    assert styles["maml++", "grid"]["color"] == COLOURS["maml++"]
+    assert styles["newcomer", "grid"]["color"] == "gray"

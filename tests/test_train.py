@@ -155,11 +155,11 @@ def test_methods_resolve_to_their_families():
     assert {k: v for k, v in fomaml.items() if k not in ("first_order", "method")} == {
         k: v for k, v in maml.items() if k not in ("first_order", "method")}
     paper = resolve(5, 1, preset="paper")
-    assert not paper["bn_scale"] and not paper["inner_bn"]  # cbfinn/maml's batch norm
+    assert not paper["bn_scale"] and paper["inner_adapts"] == ["conv", "fc"]  # cbfinn/maml's
     plus = resolve(20, 1, method="maml++", preset="paper")
     assert plus["meta_batch"] == 8 and plus["inner_steps"] == 5 and plus["iterations"] == 50000
     assert plus["lslr"] and plus["per_step_bn"] and plus["multi_step_loss"]
-    assert not plus["inner_bn"] and plus["cosine_meta_lr"]
+    assert plus["inner_adapts"] == ["conv", "fc"] and plus["cosine_meta_lr"]
     with pytest.raises(SettingsError, match="method maml\\+\\+ has no preset 'reference'"):
         resolve(5, 1, method="maml++", preset="reference")
 
@@ -249,7 +249,8 @@ def test_names_and_limits_are_stated_once():
 
     from maml.settings import MAX_TASKS, METHODS, SPLITS
 
-    assert METHODS == ("maml", "fomaml", "maml++") and SPLITS == ("finn", "lake")
+    families = yaml.safe_load((Path(__file__).parents[1] / "src/maml/presets.yaml").read_text())
+    assert METHODS == tuple(families) and SPLITS == ("finn", "lake")
     text = (Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text()
     schema = yaml.safe_load(text)
     enums = [value for entry in schema["properties"].values() for value in entry.get("enum", [])]
@@ -344,7 +345,7 @@ def test_test_time_settings_equal_their_training_counterparts_in_every_preset():
                                      if k not in TEST_COUNTERPARTS}
                     assert with_defaults(training_only) == {**settings, "preset": preset}
                     checked += 1
-    assert checked == 4 * 8  # four cells; maml and fomaml 3 presets each, maml++ 2
+    assert checked == 4 * sum(len(family["presets"]) for family in presets().values())
 
 
 def test_an_ensemble_of_one_model_scores_as_the_model_and_two_differ(prepared, tmp_path):

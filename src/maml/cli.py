@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from maml.settings import (INDEPENDENT, METHODS, QUERY_MODES, SPLITS, SettingsError, read_yaml,
-                           resolve)
+from maml.settings import (DEFAULTS, INDEPENDENT, METHODS, QUERY_MODES, SPLITS, SettingsError,
+                           read_yaml, resolve)
 
 RESOURCES = Path("resources/omniglot")
 DEFAULT_DATA = RESOURCES / "omniglot28.npz"
@@ -60,7 +60,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cell and hyperparameters (reference reproduction's names)")
     group.add_argument("--config", help="YAML file of settings (flags override it)")
     group.add_argument("--method", choices=METHODS,
-                       help="maml (default), fomaml or maml++: a family of presets")
+                       help=f"{', '.join(METHODS)} (default {DEFAULTS['method']}): a family "
+                       "of presets (see maml/presets.yaml)")
     group.add_argument("--preset", help="paper, reference or laptop: the method's preset of "
                        "that name (see maml/presets.yaml)")
     group.add_argument("--n_way", type=int)

@@ -8,20 +8,25 @@ saved model treat them like any other weight; the model ignores names it does no
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
+import numpy as np
 import paddle
 
-from maml.model import Params, is_model_param, to_tensor
+from maml.model import Params, is_model_param, layer_kind, to_tensor
+from maml.settings import LAYER_KINDS
 
 
 class SGD:
     """MAML's rule: w - lr * g, one fixed rate for every tensor and step."""
 
+    learned = False
+
     def __init__(self, lr: float):
         self.lr = lr
 
-    def init_params(self, adapted: list[str], dtype: str = "float32") -> Params:
+    def init_params(self, adapted: Params) -> Params:
         return OrderedDict()
 
     def update(self, params: Params, name: str, weight: paddle.Tensor, grad: paddle.Tensor,
@@ -36,13 +41,14 @@ class LearnedRates:
     """
 
     PREFIX = "lslr."
+    learned = True
 
     def __init__(self, lr: float, steps: int):
         self.lr, self.steps = lr, steps
 
-    def init_params(self, adapted: list[str], dtype: str = "float32") -> Params:
-        return OrderedDict((self.PREFIX + name, to_tensor([self.lr] * self.steps, dtype))
-                           for name in adapted)
+    def init_params(self, adapted: Params) -> Params:
+        return OrderedDict((self.PREFIX + name, to_tensor([self.lr] * self.steps, _dtype(p)))
+                           for name, p in adapted.items())
 
     def update(self, params: Params, name: str, weight: paddle.Tensor, grad: paddle.Tensor,
                step: int) -> paddle.Tensor:
@@ -50,27 +56,65 @@ class LearnedRates:
         return weight - rates[min(step, rates.shape[0] - 1)] * grad
 
 
-class InnerLoop:
-    """What a method's inner loop does: its rule, and which model parameters it adapts (all of
-    them, or all but batch norm's, which the outer loop alone then learns, as in cbfinn/maml
-    and MAML++)."""
+class ElementRates:
+    """Meta-SGD's rule (Li, Zhou, Chen and Li 2017): w - alpha[name] * g, a learned rate for
+    every element of every adapted tensor (its direction too: a rate may turn negative), the
+    same at every step, initialised to `lr` (as learn2learn's MetaSGD) and learned by the outer
+    loop."""
 
-    def __init__(self, rule, adapt_bn: bool = True):
-        self.rule, self.adapt_bn = rule, adapt_bn
+    PREFIX = "metasgd."
+    learned = True
+
+    def __init__(self, lr: float):
+        self.lr = lr
+
+    def init_params(self, adapted: Params) -> Params:
+        return OrderedDict((self.PREFIX + name, to_tensor(np.full(p.shape, self.lr), _dtype(p)))
+                           for name, p in adapted.items())
+
+    def update(self, params: Params, name: str, weight: paddle.Tensor, grad: paddle.Tensor,
+               step: int) -> paddle.Tensor:
+        return weight - params[self.PREFIX + name] * grad
+
+
+# The rules a run's `inner_rule` names (settings.INNER_RULES, a test ties them), each built
+# from the run's settings; `lslr: true` picks MAML++'s LearnedRates instead.
+RULES = {
+    "sgd": lambda settings: SGD(settings["inner_lr"]),
+    "meta-sgd": lambda settings: ElementRates(settings["inner_lr"]),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class InnerLoop:
+    """What a method's inner loop does: its rule, and which layer kinds it adapts (all, as in
+    MAML; all but batch norm's, which the outer loop alone then learns, as in cbfinn/maml and
+    MAML++; the output layer alone, as in ANIL)."""
+
+    rule: object
+    adapts: tuple[str, ...] = LAYER_KINDS
 
     def adapted(self, names) -> list[str]:
         return [name for name in names if is_model_param(name)
-                and (self.adapt_bn or not name.startswith("bn"))]
+                and layer_kind(name) in self.adapts]
+
+    def with_rule(self, rule) -> InnerLoop:
+        """The same loop with another rule (every other field kept)."""
+        return dataclasses.replace(self, rule=rule)
 
     def init_params(self, model: Params) -> Params:
         """The model's parameters followed by the rule's own."""
-        dtype = str(next(iter(model.values())).dtype).split(".")[-1]
-        return OrderedDict([*model.items(),
-                            *self.rule.init_params(self.adapted(model), dtype).items()])
+        adapted = OrderedDict((name, model[name]) for name in self.adapted(model))
+        return OrderedDict([*model.items(), *self.rule.init_params(adapted).items()])
 
 
 def for_settings(settings: dict) -> InnerLoop:
-    """The inner loop a run's settings ask for (`lslr`, `inner_bn`, `inner_lr`, `inner_steps`)."""
+    """The inner loop a run's settings ask for (`inner_rule` or `lslr`, `inner_adapts`,
+    `inner_lr`, `inner_steps`)."""
     rule = (LearnedRates(settings["inner_lr"], settings["inner_steps"]) if settings["lslr"]
-            else SGD(settings["inner_lr"]))
-    return InnerLoop(rule, settings["inner_bn"])
+            else RULES[settings["inner_rule"]](settings))
+    return InnerLoop(rule, tuple(settings["inner_adapts"]))
+
+
+def _dtype(tensor: paddle.Tensor) -> str:
+    return str(tensor.dtype).split(".")[-1]

@@ -27,6 +27,8 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
+from maml.settings import LAYER_KINDS
+
 Params = "OrderedDict[str, paddle.Tensor]"
 BN_EPS = 1e-5
 
@@ -84,9 +86,14 @@ def to_tensor(value, dtype: str = "float32", trainable: bool = True) -> paddle.T
     return tensor
 
 
+def layer_kind(name: str) -> str:
+    """A parameter's layer kind: 'conv', 'bn', 'fc' for the network's (LAYER_KINDS)."""
+    return name.split(".")[0].rstrip("0123456789")
+
+
 def is_model_param(name: str) -> bool:
     """Whether a parameter name is the network's (conv, batch norm, linear), not a rule's."""
-    return name.split(".")[0].rstrip("0123456789") in ("conv", "bn", "fc")
+    return layer_kind(name) in LAYER_KINDS
 
 
 def num_blocks(params: Params) -> int:

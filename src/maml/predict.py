@@ -156,7 +156,7 @@ def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray
     steps = settings["test_inner_steps"] if steps is None else steps
     if inner_lr is not None:
         check_inner_lr(inner_lr)
-        if settings["lslr"]:
+        if inner.for_settings(settings).rule.learned:
             raise DataError(f"this {settings['method']} model learned its inner rates; "
                             "--inner-lr applies to models with a fixed rate only")
         settings["inner_lr"] = inner_lr

@@ -25,8 +25,11 @@ from scipy import stats  # noqa: E402
 from maml import cpu, lake  # noqa: E402
 from maml.files import atomic_write, read_json, write_json, write_text  # noqa: E402
 from maml.progress import progress_markdown  # noqa: E402
-from maml.settings import (GRID, INDEPENDENT, METHODS, cell_name, parse_run,  # noqa: E402
+from maml.settings import (GRID, INDEPENDENT, cell_name, parse_run, presets,  # noqa: E402
                            with_defaults)
+
+# Each method's colour in every figure, from its family in presets.yaml.
+COLOURS = {method: family["colour"] for method, family in presets().items()}
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
 PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
@@ -249,7 +252,7 @@ def _line_styles(series) -> dict:
     its panel."""
     styles, extra_runs = {}, {}
     for method, run in series:
-        color = f"C{METHODS.index(method)}" if method in METHODS else "gray"
+        color = COLOURS.get(method) or "gray"
         if run == GRID:
             dash, marker = "-", "o"
         else:

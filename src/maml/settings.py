@@ -6,6 +6,8 @@ checks happen here, before any data is read or any job starts.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 import math
@@ -25,7 +27,9 @@ DEFAULTS = {
     "inner_lr": 0.4,
     "first_order": False,
     "first_order_until": 0,  # first-order meta-gradients before this iteration
-    "inner_bn": True,  # the inner loop adapts batch norm's weight and bias too
+    "inner_adapts": ["conv", "bn", "fc"],  # the layer kinds the inner loop adapts (LAYER_KINDS);
+    # the others the outer loop alone learns
+    "inner_rule": "sgd",  # the inner update (INNER_RULES); MAML++'s `lslr` is its own switch
     "bn_scale": True,  # batch norm has a learned scale (cbfinn/maml's has an offset only)
     "lslr": False,  # MAML++: learned inner rate per parameter tensor and step
     "per_step_bn": False,  # MAML++: batch-norm weight and bias per inner step
@@ -47,6 +51,10 @@ DEFAULTS = {
     "device": "cpu",
 }
 DRAWERS = 20  # drawings of each Omniglot character
+# The network's layer kinds, the prefixes of its parameter names (maml.model).
+LAYER_KINDS = ("conv", "bn", "fc")
+# The inner update rules beyond MAML++'s `lslr`, by name (maml.inner.RULES, a test ties them).
+INNER_RULES = ("sgd", "meta-sgd")
 # Characters in each part of each split (see maml.data.make_split).
 SPLIT_SIZES = {"finn": {"train": 1100, "val": 100, "test": 423},
                "lake": {"train": 864, "val": 100, "test": 659}}
@@ -76,6 +84,10 @@ IDENTITY_KEYS = frozenset((
     "multi_step_loss", "msl_iterations", "meta_lr", "cosine_meta_lr", "meta_lr_min",
     "iterations", "test_inner_steps", "test_k_query", "rotate", "split", "val_inner_steps",
     "val_every", "val_tasks", "checkpoint_every", "seed", "device", "preset"))
+# Settings replaced since IDENTITY_KEYS was fixed: old key -> (new key, old value -> new
+# value). A run keeps its identity in the old form wherever one exists, and an old form in a
+# config, a preset or a recorded train.json reads as the new one.
+REPLACED = {"inner_bn": ("inner_adapts", {True: ["conv", "bn", "fc"], False: ["conv", "fc"]})}
 # Keys that only evaluation reads: changing them must not retrain a model.
 EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
 # Each one's training counterpart: validation adapts with the same steps, training tasks have
@@ -133,15 +145,22 @@ def read_yaml(path: str | Path):
 
 
 def presets() -> dict:
-    """Each method's settings (`common`) and named presets, from presets.yaml, where a family
-    may take another's presets (`like`) and put its own `common` settings under them."""
+    """Each method's settings (`common`), named presets and figure colour, from presets.yaml,
+    where a family may take another's presets (`like`) and put its own `common` settings
+    under them."""
+    return copy.deepcopy(_presets())
+
+
+@functools.lru_cache(maxsize=None)
+def _presets() -> dict:
     families = yaml.safe_load(resources.files("maml").joinpath("presets.yaml").read_text())
     resolved = {}
     for method, family in families.items():
         family = dict(family)
         common, like = family.pop("common", {}), family.pop("like", None)
+        colour = family.pop("colour", None)
         named = {**(resolved[like]["presets"] if like else {}), **family}
-        resolved[method] = {"common": common,
+        resolved[method] = {"common": common, "colour": colour,
                             "presets": {name: {**common, **p} for name, p in named.items()}}
     return resolved
 
@@ -174,8 +193,8 @@ def resolve(n_way: int, k_shot: int, preset: str | None = None, method: str | No
     method = method or DEFAULTS["method"]
     settings = dict(DEFAULTS)
     settings.update(n_way=n_way, k_shot=k_shot, method=method)
-    settings.update(method_settings(method, preset, n_way, k_shot))
-    settings.update({k: v for k, v in overrides.items() if v is not None})
+    settings.update(upgrade(method_settings(method, preset, n_way, k_shot)))
+    settings.update(upgrade({k: v for k, v in overrides.items() if v is not None}))
     settings["preset"] = preset
     validate(settings)
     return settings
@@ -186,7 +205,7 @@ def with_defaults(settings: dict) -> dict:
     default (what it was trained with). A test-time setting missing (a train.json holds the
     training settings only, so that changing one does not retrain) takes its training
     counterpart's value, which every preset sets equal (a test checks)."""
-    full = {**DEFAULTS, **settings}
+    full = {**DEFAULTS, **upgrade(settings)}
     for key, counterpart in TEST_COUNTERPARTS.items():
         if key not in settings:
             full[key] = full[counterpart]
@@ -199,14 +218,46 @@ def training_settings(settings: dict) -> dict:
 
 def identity(settings: dict) -> dict:
     """What names a run (its Snakemake params and checkpoint key): its settings, less those
-    added after IDENTITY_KEYS that keep their default (and so today's behaviour)."""
-    return {k: v for k, v in settings.items()
-            if k in IDENTITY_KEYS or k not in DEFAULTS or v != DEFAULTS[k]}
+    added after IDENTITY_KEYS that keep their default (and so today's behaviour), a replaced
+    setting in its old form where its value has one (REPLACED)."""
+    old_forms = {new: (old, values) for old, (new, values) in REPLACED.items()}
+    named = {}
+    for key, value in upgrade(settings).items():
+        old, values = old_forms.get(key, (None, {}))
+        old_value = next((o for o, v in values.items() if _same(v, value)), None)
+        if old_value is not None:
+            named[old] = old_value
+        elif key in IDENTITY_KEYS or key not in DEFAULTS or value != DEFAULTS[key]:
+            named[key] = value
+    return named
+
+
+def _same(a, b) -> bool:
+    """Equal settings values; lists of layer kinds in any order."""
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(str, a)) == sorted(map(str, b)) and len(set(map(str, b))) == len(b)
+    return a == b
+
+
+def upgrade(settings: dict) -> dict:
+    """Settings with each replaced key (REPLACED) in its new form."""
+    settings = dict(settings)
+    for old, (new, values) in REPLACED.items():
+        if old not in settings:
+            continue
+        value = settings.pop(old)
+        if not isinstance(value, bool):
+            raise SettingsError(f"{old}: must be a bool, got {value!r} (or give {new})")
+        if new in settings and settings[new] != values[value]:
+            raise SettingsError(f"{old}: {value} and {new}: {settings[new]} disagree; give "
+                                f"{new} alone ({old} is its old form)")
+        settings[new] = values[value]
+    return settings
 
 
 def expand(identity_settings: dict) -> dict:
     """A run's full settings from its identity (the inverse of `identity`)."""
-    return {**DEFAULTS, **identity_settings}
+    return {**DEFAULTS, **upgrade(identity_settings)}
 
 
 def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
@@ -230,6 +281,17 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     for key in ("seed", "first_order_until"):
         if settings[key] < 0:
             raise SettingsError(f"{key}: must be 0 or more, got {settings[key]}")
+    adapts = settings["inner_adapts"]
+    if (not adapts or len(set(adapts)) != len(adapts)
+            or not set(adapts) <= set(LAYER_KINDS)):
+        raise SettingsError(f"inner_adapts: one or more of {list(LAYER_KINDS)}, each once, "
+                            f"got {adapts!r}")
+    if settings["inner_rule"] not in INNER_RULES:
+        raise SettingsError(f"inner_rule: unknown rule {settings['inner_rule']!r}; choose one "
+                            f"of {list(INNER_RULES)}")
+    if settings["lslr"] and settings["inner_rule"] != "sgd":
+        raise SettingsError(f"lslr: learned rates per tensor and step replace the inner rule; "
+                            f"it cannot be combined with inner_rule {settings['inner_rule']!r}")
     if settings["split"] not in SPLITS:
         raise SettingsError(f"split: unknown split {settings['split']!r}; choose one of "
                             f"{list(SPLITS)}")
