@@ -319,6 +319,24 @@ def test_data_made_again_for_changed_code_keep_the_jobs_still_to_do(finished, tm
         "split": 1, "settings_file": 8, "train": 4, "evaluate": 4, "aggregate": 1, "all": 1}
 
 
+def test_a_job_that_fails_leaves_the_committed_results_as_they_were(finished, tmp_path):
+    """device: gpu on this CPU-only install: the runs' settings change, so they train again,
+    and each train job fails at once; Snakemake puts each run's files back and the settings
+    files that describe them stay. (Snakemake records the failed job's params for the files
+    it put back, so the jobs that started train again on the next run.)"""
+    workdir = tmp_path / "workflow"
+    shutil.copytree(finished, workdir, symlinks=True)
+    runs = workdir / "results" / "runs"
+    before = {path: path.read_bytes() for path in runs.rglob("*") if path.is_file()}
+    result = snakemake(workdir, "--cores", "2", config={**SMALL, "device": "gpu"}, check=False)
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert any("no CUDA support" in log.read_text()
+               for log in (workdir / "logs" / "train").rglob("*.log")), result.stdout[-3000:]
+    after = {path: path.read_bytes() for path in runs.rglob("*") if path.is_file()
+             if "-settings-" not in path.name or path in before}
+    assert after == before
+
+
 def test_until_stops_at_the_rule(tmp_path):
     assert planned_jobs(tmp_path, "--until", "split", config=SMALL) == {
         "download": 2, "preprocess": 1, "split": 1}

@@ -133,15 +133,20 @@ def settle_times(root: str | os.PathLike) -> int:
 
 
 def write_settings_file(path: str | os.PathLike, settings: dict) -> None:
-    """A job's settings file, <job>-settings-<key>.json (the workflow's rule settings_file),
-    and no other of that job beside it: the ones of earlier settings are removed."""
+    """A job's settings file, <job>-settings-<key>.json (the workflow's rule settings_file).
+    Those of earlier settings stay until the job has its result (`drop_older_settings`)."""
+    write_json(path, settings)
+
+
+def drop_older_settings(path: str | os.PathLike) -> None:
+    """Remove the settings files beside `path` of the same job but other settings: called once
+    the job's result is written, so a job that fails leaves the results and the file that
+    describes them."""
     path = Path(path)
     job = path.name.split("-settings-")[0]
     for older in path.parent.glob(f"{job}-settings-*.json"):
         if older != path:
             older.unlink()
-    write_json(path, settings)
-
 
 
 def data_inputs(inputs, *names: str) -> list[str]:

@@ -23,7 +23,7 @@ rule lake_runs:
         summary="results/runs/lake/{method}/20way1shot/{run}/train.json",
         runs=data_input(RUNS_ARCHIVE, lake_runs_made),
     output:
-        "results/runs/lake/{method}/20way1shot/{run}/lake_runs.json",
+        update("results/runs/lake/{method}/20way1shot/{run}/lake_runs.json"),
     log:
         "logs/lake_runs/{method}/{run}.log",
     benchmark:

@@ -26,16 +26,18 @@ rule settings_file:
         "../scripts/settings_file.py"
 
 
-# Data inputs: see data_input (data made again retrain nothing).
+# Data inputs: see data_input (data made again retrain nothing). A run's results are `update`
+# outputs: Snakemake keeps them while the job runs and puts them back if it fails, so a job
+# that fails (e.g. device: gpu on a CPU-only install) leaves the committed results as they were.
 rule train:
     input:
         data=data_input(DATA, train_made),
         split=data_input(SPLIT, train_made),
         settings=settings_file("train"),
     output:
-        model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
-        curve="results/runs/{split}/{method}/{cell}/{run}/curve.csv",
-        summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
+        model=update("results/runs/{split}/{method}/{cell}/{run}/model.npz"),
+        curve=update("results/runs/{split}/{method}/{cell}/{run}/curve.csv"),
+        summary=update("results/runs/{split}/{method}/{cell}/{run}/train.json"),
     log:
         "logs/train/{split}/{method}/{cell}/{run}.log",
     benchmark:
@@ -65,7 +67,7 @@ rule evaluate:
         split=data_input(SPLIT, evaluate_made),
         settings=settings_file("evaluate"),
     output:
-        "results/runs/{split}/{method}/{cell}/{run}/eval.json",
+        update("results/runs/{split}/{method}/{cell}/{run}/eval.json"),
     log:
         "logs/evaluate/{split}/{method}/{cell}/{run}.log",
     benchmark:
@@ -92,7 +94,7 @@ rule ensemble:
         data=data_input(DATA, ensemble_made),
         split=data_input(SPLIT, ensemble_made),
     output:
-        "results/ensembles/{split}/{method}/{cell}/{label}.json",
+        update("results/ensembles/{split}/{method}/{cell}/{label}.json"),
     log:
         "logs/ensemble/{split}/{method}/{cell}/{label}.log",
     benchmark:

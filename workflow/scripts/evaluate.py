@@ -10,7 +10,7 @@ from maml.cpu import configure  # noqa: E402
 configure(threads=snakemake.threads)  # before Paddle is imported
 
 from maml.evaluate import evaluate  # noqa: E402
-from maml.files import data_inputs, write_json  # noqa: E402
+from maml.files import data_inputs, drop_older_settings, write_json  # noqa: E402
 from maml.settings import expand  # noqa: E402
 
 data, split = data_inputs(snakemake.input, "data", "split")
@@ -18,3 +18,4 @@ result = evaluate(snakemake.input.model, data, split,
                   expand(snakemake.params.settings), snakemake.params.num_tasks,
                   snakemake.params.test_seed)
 write_json(snakemake.output[0], result)
+drop_older_settings(snakemake.input.settings)

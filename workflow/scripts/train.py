@@ -11,7 +11,7 @@ configure(threads=snakemake.threads)  # before Paddle is imported
 
 from pathlib import Path  # noqa: E402
 
-from maml.files import data_inputs  # noqa: E402
+from maml.files import data_inputs, drop_older_settings  # noqa: E402
 from maml.settings import expand, training_settings  # noqa: E402
 from maml.train import train  # noqa: E402
 
@@ -19,3 +19,4 @@ settings = training_settings(expand(snakemake.params.settings))
 data, split = data_inputs(snakemake.input, "data", "split")
 train(settings, data, split,
       Path(snakemake.output.model).parent, state_path=snakemake.params.state, resume=True)
+drop_older_settings(snakemake.input.settings)
