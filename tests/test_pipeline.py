@@ -307,16 +307,24 @@ def test_a_fresh_clone_trains_only_the_runs_it_lacks(finished, tmp_path):
     assert trained == ["finn/maml/5way1shot/seed1"]
 
 
-def test_data_made_again_for_changed_code_keep_the_jobs_still_to_do(finished, tmp_path):
-    """The split's script changed: its job reruns, and a new seed still trains (Snakemake
-    drops jobs below a rerunning one that are joined to it by ancient inputs only)."""
-    code = _code_copy(tmp_path / "code")
-    os.utime(code / "workflow/scripts/split.py")
+def test_data_made_again_keep_the_jobs_still_to_do(finished, tmp_path):
+    """The split made again (here forced): a new seed still trains (Snakemake drops the jobs
+    below a job that reruns when only ancient inputs join them to it)."""
     workdir = tmp_path / "workdir"
     shutil.copytree(finished, workdir, symlinks=True)
     config = {**SMALL, "seeds": [0, 1, 2]}
-    assert planned_jobs(workdir, config=config, code=code) == {
+    assert planned_jobs(workdir, "--forcerun", "split", config=config) == {
         "split": 1, "settings_file": 8, "train": 4, "evaluate": 4, "aggregate": 1, "all": 1}
+
+
+def test_edited_rule_scripts_retrain_nothing(finished, tmp_path):
+    """Runs are identified by their settings: a newer glue script reruns no job."""
+    code = _code_copy(tmp_path / "code")
+    for script in (code / "workflow" / "scripts").glob("*.py"):
+        script.write_text(script.read_text() + "\n# edited\n")
+    workdir = tmp_path / "workdir"
+    shutil.copytree(finished, workdir, symlinks=True)
+    assert planned_jobs(workdir, config=SMALL, code=code) == {}
 
 
 def test_a_job_that_fails_leaves_the_committed_results_as_they_were(finished, tmp_path):
