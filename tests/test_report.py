@@ -28,3 +28,28 @@ def test_each_method_has_its_own_colour_whatever_families_join():
     styles = _line_styles([("maml++", "grid"), ("newcomer", "grid")])
     assert styles["maml++", "grid"]["color"] == COLOURS["maml++"]
     assert styles["newcomer", "grid"]["color"] == "gray"
+
+
+def test_the_grid_comparison_gives_welch_intervals_of_the_differences():
+    import math
+
+    import pandas as pd
+    from scipy import stats
+
+    from maml.report import grid_comparison
+
+    a, b = [90.0, 92.0, 89.0], [88.0, 88.5, 88.7]
+    runs = pd.DataFrame([
+        {"cell": "5way1shot", "method": method, "run": run, "split": "finn",
+         "accuracy": acc, "train_cpu_hours": hours, "iterations": 2000}
+        for method, accs, hours in (("maml", a, 0.1), ("fomaml", b, 0.05))
+        for acc in accs for run in (GRID,)] + [
+        {"cell": "5way1shot", "method": "maml", "run": "long", "split": "finn",
+         "accuracy": 99.0, "train_cpu_hours": 1.0, "iterations": 9000}])
+    va, vb = (float(pd.Series(x).var()) / 3 for x in (a, b))
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)  # Welch-Satterthwaite
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    diff = sum(a) / 3 - sum(b) / 3
+    assert grid_comparison(runs, "finn") == (
+        f"- **5-way 1-shot**: maml is ahead ({sum(a) / 3:.2f}%), {diff:.2f} ± {half:.2f} points "
+        f"ahead of fomaml ({sum(b) / 3:.2f}). CPU ms per iteration: maml 180, fomaml 90.\n")

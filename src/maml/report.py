@@ -25,8 +25,8 @@ from scipy import stats  # noqa: E402
 from maml import cpu, lake  # noqa: E402
 from maml.files import atomic_write, read_json, write_json, write_text  # noqa: E402
 from maml.progress import progress_markdown  # noqa: E402
-from maml.settings import (GRID, INDEPENDENT, cell_name, parse_run, presets,  # noqa: E402
-                           with_defaults)
+from maml.settings import (GRID, INDEPENDENT, cell_name, parse_cell, parse_run,  # noqa: E402
+                           presets, with_defaults)
 
 # Each method's colour in every figure, from its family in presets.yaml.
 COLOURS = {method: family["colour"] for method, family in presets().items()}
@@ -239,6 +239,41 @@ def best_per_cell(table: pd.DataFrame, split: str) -> str:
     return _markdown(BEST_COLUMNS, best.itertuples())
 
 
+def _family_index(method: str) -> int:
+    """A method's place among presets.yaml's families (others after)."""
+    families = list(COLOURS)
+    return families.index(method) if method in families else len(families)
+
+
+def grid_comparison(runs: pd.DataFrame, split: str) -> str:
+    """Per cell, the grid's methods at equal iterations (the README's per-cell paragraph): the
+    leader; each other method's difference from it, the difference of the means over seeds
+    with its 95% Welch t interval (scipy); and each one's training CPU time per iteration
+    (process CPU time, which other jobs on the machine inflate less than wall time)."""
+    grid = runs[(runs["run"] == GRID) & (runs["split"] == split)]
+    lines = []
+    for cell, group in in_cell_order(grid).groupby("cell", sort=False):
+        by_method = dict(list(group.groupby("method", sort=False)))
+        means = {method: rows["accuracy"].mean() for method, rows in by_method.items()}
+        order = sorted(means, key=means.get, reverse=True)
+        leader, others = order[0], order[1:]
+        differences = []
+        for method in others:
+            a, b = by_method[leader]["accuracy"], by_method[method]["accuracy"]
+            interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+            differences.append(f"{means[leader] - means[method]:.2f} ± "
+                               f"{(interval.high - interval.low) / 2:.2f} points ahead of "
+                               f"{method} ({means[method]:.2f})")
+        costs = ", ".join(
+            f"{method} {3.6e6 * rows['train_cpu_hours'].mean() / rows['iterations'].iloc[0]:.0f}"
+            for method, rows in sorted(by_method.items(), key=lambda item: _family_index(item[0])))
+        n_way, k_shot = parse_cell(cell)
+        lines.append(f"- **{n_way}-way {k_shot}-shot**: {leader} is ahead "
+                     f"({means[leader]:.2f}%), " + ", ".join(differences)
+                     + f". CPU ms per iteration: {costs}.")
+    return "\n".join(lines) + "\n"
+
+
 def _series_label(method: str, run: str) -> str:
     return method if run == GRID else f"{method}, {run}"
 
@@ -448,6 +483,7 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
     split = config.get("split", "finn")
     write_text(outputs["markdown"], markdown_table(table, split))
     write_text(outputs["best"], best_per_cell(table, split))
+    write_text(outputs["comparison"], grid_comparison(runs, split))
     write_text(outputs["html"], "<h2>MAML on Omniglot: test accuracy (%)</h2>\n"
                + table.to_html(index=False, float_format=lambda x: f"{x:.2f}"))
     plot_validation_curves(curves, summaries, outputs["curves"])
