@@ -53,3 +53,15 @@ def test_the_grid_comparison_gives_welch_intervals_of_the_differences():
     assert grid_comparison(runs, "finn") == (
         f"- **5-way 1-shot**: maml is ahead ({sum(a) / 3:.2f}%), {diff:.2f} ± {half:.2f} points "
         f"ahead of fomaml ({sum(b) / 3:.2f}). CPU ms per iteration: maml 180, fomaml 90.\n")
+
+
+def test_the_grid_comparison_names_a_difference_without_an_interval_for_one_seed():
+    import pandas as pd
+
+    from maml.report import grid_comparison
+
+    runs = pd.DataFrame([{"cell": "20way1shot", "method": method, "run": GRID, "split": "finn",
+                          "accuracy": acc, "train_cpu_hours": 0.1, "iterations": 1000}
+                         for method, acc in (("maml", 80.0), ("maml", 82.0), ("anil", 70.0))])
+    assert "11.00 (seeds 2 and 1: no interval) points ahead of anil (70.00)" in grid_comparison(
+        runs, "finn")

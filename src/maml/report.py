@@ -260,9 +260,12 @@ def grid_comparison(runs: pd.DataFrame, split: str) -> str:
         differences = []
         for method in others:
             a, b = by_method[leader]["accuracy"], by_method[method]["accuracy"]
-            interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-            differences.append(f"{means[leader] - means[method]:.2f} ± "
-                               f"{(interval.high - interval.low) / 2:.2f} points ahead of "
+            if min(len(a), len(b)) < 2:
+                spread = f" (seeds {len(a)} and {len(b)}: no interval)"
+            else:
+                interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+                spread = f" ± {(interval.high - interval.low) / 2:.2f}"
+            differences.append(f"{means[leader] - means[method]:.2f}{spread} points ahead of "
                                f"{method} ({means[method]:.2f})")
         costs = ", ".join(
             f"{method} {3.6e6 * rows['train_cpu_hours'].mean() / rows['iterations'].iloc[0]:.0f}"
