@@ -249,7 +249,8 @@ def grid_comparison(runs: pd.DataFrame, split: str) -> str:
     """Per cell, the grid's methods at equal iterations (the README's per-cell paragraph): the
     leader; each other method's difference from it, the difference of the means over seeds
     with its 95% Welch t interval (scipy); and each one's training CPU time per iteration
-    (process CPU time, which other jobs on the machine inflate less than wall time)."""
+    (`_train_cpu_seconds`: process CPU time where recorded, which other jobs on the machine
+    inflate less than wall time)."""
     grid = runs[(runs["run"] == GRID) & (runs["split"] == split)]
     lines = []
     for cell, group in in_cell_order(grid).groupby("cell", sort=False):
