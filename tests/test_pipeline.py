@@ -317,6 +317,15 @@ def test_data_made_again_keep_the_jobs_still_to_do(finished, tmp_path):
         "split": 1, "settings_file": 8, "train": 4, "evaluate": 4, "aggregate": 1, "all": 1}
 
 
+def test_rewritten_settings_files_retrain_nothing_and_keep_the_jobs_still_to_do(finished):
+    """Settings files written again (here forced; in a workdir, after their rule changed):
+    the runs they describe stay, and a new seed's jobs are still planned (Snakemake drops the
+    jobs below a job that reruns when only ancient inputs join them to it)."""
+    config = {**SMALL, "seeds": [0, 1, 2]}
+    assert planned_jobs(finished, "--forcerun", "settings_file", config=config) == {
+        "settings_file": 24, "train": 4, "evaluate": 4, "aggregate": 1, "all": 1}
+
+
 def test_edited_rule_scripts_retrain_nothing(finished, tmp_path):
     """Runs are identified by their settings: a newer glue script reruns no job."""
     code = _code_copy(tmp_path / "code")

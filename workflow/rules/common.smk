@@ -36,10 +36,18 @@ def settings_path(job, split, method, cell, run):
 
 
 def settings_file(job):
-    """The input function giving a job its settings file."""
-    return lambda wildcards: settings_path(
-        job, wildcards.split, wildcards.method, wildcards.cell, wildcards.run
-    )
+    """The input function giving a train or evaluate job its settings file: ancient for a job
+    with its results (the file's name is its content's hash, so a rewritten one changes
+    nothing), plain for a job still to do (see data_input: Snakemake would drop it below a
+    settings file that is rewritten)."""
+    made = train_made if job == "train" else evaluate_made
+
+    def given(wildcards):
+        run = (wildcards.split, wildcards.method, wildcards.cell, wildcards.run)
+        path = settings_path(job, *run)
+        return ancient(path) if made(*run) else path
+
+    return given
 
 
 def settings_files(finished=False):
@@ -134,13 +142,12 @@ def data_input(pattern, made):
 
 
 def train_made(split, method, cell, run):
-    """Whether a run's training has its results: trained to its end with its settings."""
+    """Whether a run's training has its results: trained to its end with its settings (its
+    train.json and curve.csv; most committed runs keep no model.npz)."""
     folder = RUN_FOLDER.format(split=split, method=method, cell=cell, run=run)
     return (
         has_finished(split, method, cell, run)
-        and all(
-            Path(f"{folder}/{name}").exists() for name in ("model.npz", "curve.csv")
-        )
+        and Path(f"{folder}/curve.csv").exists()
         and Path(settings_path("train", split, method, cell, run)).exists()
     )
 

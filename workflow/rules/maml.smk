@@ -26,16 +26,16 @@ rule settings_file:
         "../scripts/settings_file.py"
 
 
-# Data inputs: see data_input (data made again retrain nothing). A settings file is ancient: its
-# name is its content's hash, so a rewritten one changes nothing, and a new one (settings
-# changed) is missing when Snakemake plans, which reruns the job. A run's results are `update`
+# Data and settings-file inputs: see data_input and settings_file (data made again or settings
+# files rewritten retrain nothing; a changed setting names a new settings file, which the job
+# then needs). A run's results are `update`
 # outputs: Snakemake keeps them while the job runs and puts them back if it fails, so a job
 # that fails (e.g. device: gpu on a CPU-only install) leaves the committed results as they were.
 rule train:
     input:
         data=data_input(DATA, train_made),
         split=data_input(SPLIT, train_made),
-        settings=ancient(settings_file("train")),
+        settings=settings_file("train"),
     output:
         model=update("results/runs/{split}/{method}/{cell}/{run}/model.npz"),
         curve=update("results/runs/{split}/{method}/{cell}/{run}/curve.csv"),
@@ -67,7 +67,7 @@ rule evaluate:
         summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
         data=data_input(DATA, evaluate_made),
         split=data_input(SPLIT, evaluate_made),
-        settings=ancient(settings_file("evaluate")),
+        settings=settings_file("evaluate"),
     output:
         update("results/runs/{split}/{method}/{cell}/{run}/eval.json"),
     log:
