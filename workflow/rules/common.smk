@@ -5,6 +5,8 @@ ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
 DATA = "resources/omniglot/omniglot28.npz"
 SPLIT = "resources/omniglot/splits/{split}.json"
 RUNS_ARCHIVE = "resources/omniglot/all_runs.zip"
+# A run's folder: its results and settings files.
+RUN_FOLDER = "results/runs/{split}/{method}/{cell}/{run}"
 
 
 wildcard_constraints:
@@ -22,17 +24,29 @@ def settings_for(wildcards):
     )
 
 
+def run_folder(split, method, cell, run):
+    return RUN_FOLDER.format(split=split, method=method, cell=cell, run=run)
+
+
+@lru_cache(maxsize=None)
+def run_keys(split, method, cell, run):
+    """A run's train and evaluate keys (hashes of its settings), computed once per Snakemake
+    invocation: the input functions ask for them several times per job as the DAG is built.
+    """
+    settings = run_settings(config, method, cell, run, split)
+    return {
+        "train": fingerprint(settings),
+        "evaluate": evaluation_fingerprint(
+            settings, config["test_tasks"], config["test_seed"]
+        ),
+    }
+
+
 def settings_path(job, split, method, cell, run):
     """A train or evaluate job's settings file (see rule settings_file), named by the hash of
     what shapes its result."""
-    settings = run_settings(config, method, cell, run, split)
-    if job == "train":
-        key = fingerprint(settings)
-    else:
-        key = evaluation_fingerprint(
-            settings, config["test_tasks"], config["test_seed"]
-        )
-    return f"results/runs/{split}/{method}/{cell}/{run}/{job}-settings-{key}.json"
+    key = run_keys(split, method, cell, run)[job]
+    return f"{run_folder(split, method, cell, run)}/{job}-settings-{key}.json"
 
 
 def settings_file(job):
@@ -66,17 +80,15 @@ def state_path(split, method, cell, run):
     """A run's resume state: outside its outputs, which Snakemake deletes before a rerun, and
     named by its identity. Committed while the run is in progress (see maml.progress).
     """
-    key = fingerprint(run_settings(config, method, cell, run, split))
+    key = run_keys(split, method, cell, run)["train"]
     return f"results/state/{split}/{method}/{cell}/{run}/{key}.npz"
 
 
 def has_finished(split, method, cell, run):
     """Whether a run has trained to its end: its train.json is there, and no checkpoint of
     its settings is short of the last iteration."""
-    folder = f"results/runs/{split}/{method}/{cell}/{run}"
-    return Path(f"{folder}/train.json").exists() and not in_progress(
-        state_path(split, method, cell, run)
-    )
+    summary = Path(f"{run_folder(split, method, cell, run)}/train.json")
+    return summary.exists() and not in_progress(state_path(split, method, cell, run))
 
 
 def all_runs(filename, split=None, cell=None, finished=False):
@@ -85,7 +97,7 @@ def all_runs(filename, split=None, cell=None, finished=False):
     `finished`, only runs that have trained to their end (`has_finished`).
     """
     return [
-        f"results/runs/{run_split}/{method}/{run_cell}/{run}/{filename}"
+        f"{run_folder(run_split, method, run_cell, run)}/{filename}"
         for run_split, method, run_cell, run in grid_runs(config)
         if split in (None, run_split)
         and cell in (None, run_cell)
@@ -109,13 +121,9 @@ def ensemble_members(wildcards, filename):
     """`filename` of each seed's run of the ensemble `wildcards.label`."""
     seeds = extra_seeds(config["extra_runs"][wildcards.label])
     return [
-        f"results/runs/{wildcards.split}/{wildcards.method}/{wildcards.cell}/"
-        f"{run_name(seed, wildcards.label)}/{filename}"
+        f"{run_folder(wildcards.split, wildcards.method, wildcards.cell, run_name(seed, wildcards.label))}/{filename}"
         for seed in seeds
     ]
-
-
-RUN_FOLDER = "results/runs/{split}/{method}/{cell}/{run}"
 
 
 def data_input(pattern, made):
@@ -144,7 +152,7 @@ def data_input(pattern, made):
 def train_made(split, method, cell, run):
     """Whether a run's training has its results: trained to its end with its settings (its
     train.json and curve.csv; most committed runs keep no model.npz)."""
-    folder = RUN_FOLDER.format(split=split, method=method, cell=cell, run=run)
+    folder = run_folder(split, method, cell, run)
     return (
         has_finished(split, method, cell, run)
         and Path(f"{folder}/curve.csv").exists()
@@ -154,7 +162,7 @@ def train_made(split, method, cell, run):
 
 def evaluate_made(split, method, cell, run):
     """Whether a run's evaluation has its results: its model's and its own."""
-    folder = RUN_FOLDER.format(split=split, method=method, cell=cell, run=run)
+    folder = run_folder(split, method, cell, run)
     return (
         train_made(split, method, cell, run)
         and Path(f"{folder}/eval.json").exists()
@@ -164,7 +172,7 @@ def evaluate_made(split, method, cell, run):
 
 def lake_runs_made(method, run):
     """Whether a lake-split run has been scored on Lake's runs (and its model made)."""
-    folder = RUN_FOLDER.format(split="lake", method=method, cell="20way1shot", run=run)
+    folder = run_folder("lake", method, "20way1shot", run)
     return (
         train_made("lake", method, "20way1shot", run)
         and Path(f"{folder}/lake_runs.json").exists()
