@@ -17,6 +17,7 @@ from maml.progress import in_progress
 from maml.settings import (
     CELL_PATTERN,
     LABEL_PATTERN,
+    LAKE_SPLITS,
     METHODS,
     RUN_PATTERN,
     SPLITS,
@@ -70,6 +71,6 @@ rule all:
         rules.aggregate.output,
         # runs in progress too, which the table leaves out until they have finished
         all_runs("eval.json"),
-        all_runs("lake_runs.json", split="lake", cell="20way1shot"),
+        lake_runs_files(),
         ensemble_files(),
         settings_files(),

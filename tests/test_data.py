@@ -123,6 +123,22 @@ def test_lake_split(prepared):
     _assert_partition(parts, 1623)
 
 
+def test_lake_alphabets_split_holds_out_whole_alphabets(prepared):
+    """Lake's protocol with validation on whole background alphabets, each large enough for
+    20-way tasks within it; training and testing as in the lake split."""
+    omniglot = prepared["data"]
+    parts = data.load_split(prepared["splits"]["lake_alphabets"])["parts"]
+    train, val = (set(omniglot.alphabet[parts[p]]) for p in ("train", "val"))
+    assert not train & val and len(val) == data.VALIDATION_ALPHABETS
+    assert len(train | val) == 30 and set(omniglot.subset[parts["val"]]) == {"background"}
+    for alphabet in val:  # every character of a held-out alphabet is in validation
+        assert (omniglot.alphabet[parts["val"]] == alphabet).sum() == (
+            omniglot.alphabet == alphabet).sum() >= data.VALIDATION_ALPHABET_SIZE
+    lake = data.load_split(prepared["splits"]["lake"])["parts"]
+    assert parts["test"] == lake["test"]
+    _assert_partition(parts, 1623)
+
+
 def test_split_sizes_known_to_the_config_checks(prepared):
     """settings.SPLIT_SIZES, used to reject n_way before any data exists, matches make_split."""
     from maml.settings import SPLIT_SIZES

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import MD5, REPO, SOURCE
-from maml.settings import INDEPENDENT, METHODS
+from maml.settings import INDEPENDENT, METHODS, SPLITS
 
 # The small offline config (config/offline-small.yaml), its archives taken from the tests' source.
 SMALL = {**yaml.safe_load((REPO / "config" / "offline-small.yaml").read_text()),
@@ -369,7 +369,7 @@ def test_until_stops_at_the_rule(tmp_path):
     ({"cells": ["101way1shot"]}, "n_way: 101 exceeds the 100 classes of the 'val' part"),
     ({"split": "lake", "cells": ["101way1shot"]}, "n_way: 101 exceeds"),
     ({"preset": "fast"}, "method maml, cell 5way1shot: preset: method maml has no preset 'fast'"),
-    ({"split": "finnn"}, "split: unknown split 'finnn'; choose one of ['finn', 'lake']"),
+    ({"split": "finnn"}, f"split: unknown split 'finnn'; choose one of {list(SPLITS)}"),
     ({"preset": "reference"}, "method maml++, cell 5way1shot: preset: method maml++ has no "
                               "preset 'reference'"),
     ({"methods": ["reptile"]}, f"method: unknown method 'reptile'; choose one of "

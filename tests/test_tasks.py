@@ -1,10 +1,11 @@
-"""The episode sampler on the real data: shapes, labels, rotations, determinism."""
+"""The episode sampler on the real data: shapes, labels, rotations, alphabets, determinism."""
 
 import numpy as np
 import pytest
 
 from maml import data
-from maml.tasks import TaskSampler
+from maml.settings import SettingsError, resolve
+from maml.tasks import TaskSampler, stage_sampler
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,60 @@ def test_impossible_tasks_rejected(finn, n_way, k_shot, k_query, match):
     images, parts = finn
     with pytest.raises(ValueError, match=match):
         TaskSampler(images, parts["val"], n_way, k_shot, k_query)
+
+
+def _within(prepared, split, part, n_way, **settings):
+    omniglot = prepared["data"]
+    characters = data.load_split(prepared["splits"][split])["parts"][part]
+    settings = {**resolve(n_way, 1, split=split), "test_task_alphabets": "within", "test_rotate": False,
+                **settings}
+    return omniglot, stage_sampler(omniglot, characters, settings, "test")
+
+
+def test_within_alphabet_tasks_share_one_alphabet(prepared):
+    """Lake's runs' kind of task: all 20 classes from one evaluation alphabet, unrotated."""
+    omniglot, sampler = _within(prepared, "lake", "test", 20)
+    tasks = sampler.draw(np.random.default_rng(0), 300)
+    alphabets = omniglot.alphabet[tasks.classes]
+    assert (alphabets == alphabets[:, :1]).all()
+    assert all(len(set(row)) == 20 for row in tasks.classes)
+    assert (tasks.rotations == 0).all()
+    # every evaluation alphabet has 20 or more characters, and each is drawn
+    assert len(set(alphabets[:, 0])) == 20
+    assert sampler.describe() == ("tasks within one alphabet: 20 of 20 alphabets have at least "
+                                  "20 characters (659 of 659 characters)")
+
+
+def test_within_alphabet_tasks_are_seeded(prepared):
+    _, sampler = _within(prepared, "lake", "test", 20)
+    a, b = sampler.fixed_tasks(3, 40), sampler.fixed_tasks(3, 40)
+    assert np.array_equal(a.classes, b.classes) and np.array_equal(a.drawers, b.drawers)
+    assert not np.array_equal(a.classes, sampler.fixed_tasks(4, 40).classes)
+
+
+def test_within_alphabet_leaves_out_small_alphabets(prepared):
+    """The lake split's training part has background alphabets of 14 to 55 characters: the
+    four with fewer than 20 are left out of 20-way tasks, and never drawn."""
+    omniglot, sampler = _within(prepared, "lake_alphabets", "train", 20)
+    tasks = sampler.draw(np.random.default_rng(0), 500)
+    names, counts = np.unique(omniglot.alphabet[sampler.classes], return_counts=True)
+    small = set(names[counts < 20])
+    assert small and not small & set(omniglot.alphabet[tasks.classes].ravel())
+    assert sampler.describe().startswith(f"tasks within one alphabet: {len(names) - len(small)} "
+                                         f"of {len(names)} alphabets")
+
+
+def test_within_alphabet_needs_an_alphabet_large_enough(prepared):
+    with pytest.raises(SettingsError, match="test_task_alphabets: within, split lake_alphabets, "
+                       "test tasks: n_way=49 exceeds .* no task within one alphabet exists"):
+        _within(prepared, "lake_alphabets", "val", 49)
+
+
+def test_across_alphabets_stays_the_default(prepared):
+    """Today's tasks (and so every committed number) are unchanged by the new settings."""
+    omniglot = prepared["data"]
+    characters = data.load_split(prepared["splits"]["finn"])["parts"]["test"]
+    old = TaskSampler(omniglot.images, characters, 5, 1, 15).fixed_tasks(0, 50)
+    new = stage_sampler(omniglot, characters, resolve(5, 1), "test").fixed_tasks(0, 50)
+    for field in ("classes", "drawers", "rotations"):
+        assert np.array_equal(getattr(old, field), getattr(new, field))

@@ -250,7 +250,7 @@ def test_names_and_limits_are_stated_once():
     from maml.settings import MAX_TASKS, METHODS, SPLITS
 
     families = yaml.safe_load((Path(__file__).parents[1] / "src/maml/presets.yaml").read_text())
-    assert METHODS == tuple(families) and SPLITS == ("finn", "lake")
+    assert METHODS == tuple(families) and SPLITS == ("finn", "lake", "lake_alphabets")
     text = (Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text()
     schema = yaml.safe_load(text)
     enums = [value for entry in schema["properties"].values() for value in entry.get("enum", [])]

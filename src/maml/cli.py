@@ -197,12 +197,17 @@ def cmd_predict(args) -> None:
 
 def cmd_lake_runs(args) -> None:
     from maml.files import write_json
-    from maml.lake import read_runs, score_model
+    from maml.lake import check_lake_protocol, read_runs, score_model
     from maml.predict import load_model
 
-    result = score_model(load_model(args.model), read_runs(args.runs), args.steps)
+    model = load_model(args.model)
+    check_lake_protocol(model, args.model)
+    runs = read_runs(args.runs, *([args.md5] if args.md5 else []))
+    result = score_model(model, runs, args.steps)
     write_json(args.out or Path(args.model).parent / "lake_runs.json", result)
-    print(f"Lake's {result['runs']} one-shot runs: error {result['error_percent']:.2f}%")
+    for mode, scored in result["query_modes"].items():
+        print(f"Lake's {scored['runs']} one-shot runs, queries {mode}: error "
+              f"{scored['error_percent']:.2f}%")
 
 
 def cmd_compare_curve(args) -> None:
@@ -269,14 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_preprocess)
 
-    p = sub.add_parser("split", help="character split (finn or lake) as JSON")
+    p = sub.add_parser("split", help=f"character split ({', '.join(SPLITS)}) as JSON")
     p.add_argument("--data", required=True)
     p.add_argument("--name", required=True, choices=SPLITS)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_split)
 
-    p = sub.add_parser("prepare", help="fetch + preprocess + both splits into --out-dir")
+    p = sub.add_parser("prepare", help="fetch + preprocess + every split into --out-dir")
     p.add_argument("--source", default=None, help="default: the official address")
     p.add_argument("--md5", nargs=2, metavar=("BACKGROUND", "EVALUATION"),
                    help="md5 sums of the archives at --source (default: official ones)")
@@ -326,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lake-runs", help="score a 20-way model on Lake's 20 one-shot runs")
     p.add_argument("--model", required=True, help="model.npz (with its train.json beside it)")
     p.add_argument("--runs", required=True, help="all_runs.zip")
+    p.add_argument("--md5", help="its md5 sum (default: the official file's)")
     p.add_argument("--steps", type=int, help="inner steps (default: the model's test steps)")
     p.add_argument("--out", help="default: lake_runs.json beside the model")
     p.set_defaults(func=cmd_lake_runs)

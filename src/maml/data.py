@@ -39,6 +39,11 @@ RAW_SIZE = 105  # the archives' drawings are 105 x 105
 # What each official archive holds: (alphabets, characters).
 CONTENTS = {"images_background": (30, 964), "images_evaluation": (20, 659)}
 VALIDATION_CHARACTERS = 100
+# The lake_alphabets split holds out this many whole background alphabets for validation,
+# each with at least VALIDATION_ALPHABET_SIZE characters (the paper's largest n-way), so that
+# 20-way tasks within one alphabet exist there as in Lake's runs.
+VALIDATION_ALPHABETS = 5
+VALIDATION_ALPHABET_SIZE = 20
 
 
 class DataError(RuntimeError):
@@ -275,7 +280,10 @@ def make_split(data: Omniglot, name: str, seed: int = 1,
 
     finn: all 1623 characters shuffled with a fixed seed, 1100/100/423, as the original
     MAML code does. lake: background characters for training, a seeded `num_val` of them
-    held out for validation, and the evaluation characters for testing.
+    held out for validation, and the evaluation characters for testing. lake_alphabets: the
+    same, with whole alphabets held out for validation (VALIDATION_ALPHABETS of those with at
+    least VALIDATION_ALPHABET_SIZE characters, in a seeded order), so that validation tasks
+    can be drawn within one alphabet as Lake's runs are.
     """
     rng = np.random.default_rng(seed)
     everything = np.arange(data.num_characters)
@@ -287,6 +295,14 @@ def make_split(data: Omniglot, name: str, seed: int = 1,
     elif name == "lake":
         background = rng.permutation(everything[data.subset == "background"])
         parts = {"train": background[num_val:], "val": background[:num_val],
+                 "test": everything[data.subset == "evaluation"]}
+    elif name == "lake_alphabets":
+        in_background = data.subset == "background"
+        names, counts = np.unique(data.alphabet[in_background], return_counts=True)
+        order = rng.permutation(len(names))
+        held_out = [names[i] for i in order if counts[i] >= VALIDATION_ALPHABET_SIZE]
+        val = in_background & np.isin(data.alphabet, held_out[:VALIDATION_ALPHABETS])
+        parts = {"train": everything[in_background & ~val], "val": everything[val],
                  "test": everything[data.subset == "evaluation"]}
     else:
         raise ValueError(f"unknown split {name!r}; choose one of {SPLITS}")

@@ -8,7 +8,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from maml import inner
+from maml import cpu, inner
 from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.files import load_arrays
@@ -17,7 +17,7 @@ from maml.meta import adaptation_accuracies, adapted_probabilities, as_tensors, 
 from maml.model import Params, arrays_to_params
 from maml.settings import (INDEPENDENT, QUERY_MODES, SettingsError, check_num_tasks,
                            with_defaults)
-from maml.tasks import TaskIndices, TaskSampler
+from maml.tasks import TaskIndices, TaskSampler, stage_sampler
 
 
 def confidence_interval(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -58,9 +58,10 @@ def mode_accuracies(members: list[Params], loop: InnerLoop, sampler: TaskSampler
 
 
 def _sampler(data_path, split_path, settings: dict, part: str = "test") -> TaskSampler:
+    """Test tasks (the settings' test stage) over the split's `part`: on "val", to choose a
+    setting by the test protocol without the test characters."""
     data, split = load_omniglot(data_path), load_split(split_path, settings["split"])
-    return TaskSampler(data.images, split["parts"][part], settings["n_way"],
-                       settings["k_shot"], settings["test_k_query"], settings["rotate"])
+    return stage_sampler(data, split["parts"][part], settings, "test")
 
 
 def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,
@@ -92,6 +93,7 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
         "part": part, "n_way": settings["n_way"], "k_shot": settings["k_shot"],
         "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
         "method": settings["method"], "inner_steps": steps, "inner_lr": lr,
+        "tasks": sampler.describe(),
         "accuracy": float(means[-1]), "ci95": float(intervals[-1]),
         "per_step_accuracy": [float(a) for a in means],
         "per_step_ci95": [float(c) for c in intervals],
@@ -99,6 +101,7 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
         # the same tasks and steps, each query classified on its own (QUERY_MODES)
         "query_modes": modes,
         "wall_time_s": round(time.perf_counter() - clock, 3),
+        "machine": cpu.machine(),  # float32 results are exact on one CPU kind only (README)
     }
 
 
@@ -124,4 +127,5 @@ def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_ta
         "accuracy": float(per_task.mean()), "ci95": float(confidence_interval(per_task)),
         "task_accuracy": [float(a) for a in per_task],
         "wall_time_s": round(time.perf_counter() - clock, 3),
+        "machine": cpu.machine(),  # float32 results are exact on one CPU kind only (README)
     }

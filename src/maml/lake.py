@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from maml.data import DataError, check_dark_on_light, decode_image
+from maml import cpu
+from maml.data import OFFICIAL_MD5, DataError, check_dark_on_light, decode_image, verify_archive
+from maml.settings import LAKE_SPLITS, QUERY_MODES
 
 if TYPE_CHECKING:  # the report reads PUBLISHED without importing Paddle
     from maml.predict import Model
@@ -51,22 +53,34 @@ def _class_index(path: str, run: str) -> int:
     return int(match.group(1)) - 1
 
 
-def read_runs(path: str | os.PathLike) -> list[OneShotRun]:
-    """The 20 runs of all_runs.zip, images through the training data's preprocessing."""
+def read_runs(path: str | os.PathLike, md5: str = OFFICIAL_MD5["all_runs"]) -> list[OneShotRun]:
+    """The 20 runs of all_runs.zip (checked against `md5`, the official file's by default),
+    images through the training data's preprocessing."""
+    verify_archive(path, md5)
+    try:
+        return _runs_in(path)
+    except DataError as error:  # a zip given with its own md5 that is not the runs
+        raise DataError(f"{path}: {error}") from None
+
+
+def _runs_in(path) -> list[OneShotRun]:
     runs = []
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
 
-        def image(member):
-            if member not in names:
-                raise DataError(f"{path}: {member} is missing")
-            picture = decode_image(archive.read(member), member)
-            check_dark_on_light(picture, member)
+        def member(name):
+            if name not in names:
+                raise DataError(f"{name} is missing; not Lake's all_runs.zip")
+            return archive.read(name)
+
+        def image(name):
+            picture = decode_image(member(name), name)
+            check_dark_on_light(picture, name)
             return picture
 
         for r in range(1, RUNS + 1):
             run = f"run{r:02d}"
-            key = archive.read(f"{run}/class_labels.txt").decode().split()
+            key = member(f"{run}/class_labels.txt").decode(errors="replace").split()
             if len(key) != 2 * WAYS:
                 raise DataError(f"{run}/class_labels.txt: expected {WAYS} lines of two paths")
             queries, answers = key[0::2], [_class_index(p, run) for p in key[1::2]]
@@ -80,6 +94,19 @@ def read_runs(path: str | os.PathLike) -> list[OneShotRun]:
     return runs
 
 
+def check_lake_protocol(model: "Model", name: str = "the model") -> None:
+    """Refuse a model that cannot be scored fairly on the runs: one not 20-way, or one trained
+    on a split whose training characters include the evaluation alphabets the runs are drawn
+    from (every split but LAKE_SPLITS)."""
+    split = model.settings["split"]
+    if split not in LAKE_SPLITS:
+        raise DataError(f"{name}: trained on the {split!r} split, whose training characters "
+                        "include the evaluation alphabets Lake's runs are drawn from; score a "
+                        f"model of Lake's protocol (split {' or '.join(LAKE_SPLITS)})")
+    if model.n_way != WAYS:
+        raise DataError(f"{name}: a {model.n_way}-way model; Lake's runs are {WAYS}-way tasks")
+
+
 def score(runs: list[OneShotRun], predict_run) -> dict:
     """Per-run and mean accuracy of `predict_run(run) -> predicted class per query`."""
     per_run = {run.name: float(np.mean(np.asarray(predict_run(run)) == run.answers))
@@ -90,18 +117,19 @@ def score(runs: list[OneShotRun], predict_run) -> dict:
 
 
 def score_model(model: "Model", runs: list[OneShotRun], steps: int | None = None,
-                queries: str = "together") -> dict:
-    """A 20-way model on the runs: adapt to each run's 20 training images, predict its 20
-    test images (as `predict` does; by default all 20 together, the table's protocol),
-    against the answer key."""
+                query_modes=QUERY_MODES) -> dict:
+    """A 20-way model on the runs: adapt to each run's 20 training images and predict its 20
+    test images (as `predict` does) against the answer key, the queries classified in each of
+    `query_modes` (settings.QUERY_MODES; the top-level numbers are "together", all 20 as one
+    batch, the table's protocol)."""
     from maml.predict import adapt_and_predict
 
     support_y = np.arange(WAYS)
-
-    def predict_run(run):
-        return adapt_and_predict(model, run.support, support_y, run.queries, steps,
-                                 queries=queries).argmax(1)
-
-    result = score(runs, predict_run)
+    modes = {}
+    for mode in ("together", *(m for m in query_modes if m != "together")):
+        modes[mode] = score(runs, lambda run: adapt_and_predict(
+            model, run.support, support_y, run.queries, steps, queries=mode).argmax(1))
+    result = {**modes["together"], "query_modes": modes}
     result["inner_steps"] = model.settings["test_inner_steps"] if steps is None else steps
+    result["machine"] = cpu.machine()
     return result

@@ -41,7 +41,13 @@ DEFAULTS = {
     "iterations": 10000,
     "test_inner_steps": 10,
     "test_k_query": 15,
-    "rotate": True,
+    "rotate": True,  # each training task's classes turned by a random multiple of 90 degrees
+    # (before the per-stage keys below existed, it switched validation and test tasks too)
+    "task_alphabets": "across",  # a training task's classes: from any alphabets, or `within` one
+    "val_rotate": True,  # the same two for the validation tasks ...
+    "val_task_alphabets": "across",
+    "test_rotate": True,  # ... and for the test tasks (Lake's runs: within, unrotated)
+    "test_task_alphabets": "across",
     "split": "finn",
     "val_inner_steps": 10,
     "val_every": 100,
@@ -55,10 +61,17 @@ DRAWERS = 20  # drawings of each Omniglot character
 LAYER_KINDS = ("conv", "bn", "fc")
 # The inner update rules beyond MAML++'s `lslr`, by name (maml.inner.RULES, a test ties them).
 INNER_RULES = ("sgd", "meta-sgd")
+# Where a task's classes come from (TASK_ALPHABETS): any alphabets of the part, or one alphabet
+# (all of a task's characters; alphabets with fewer than n_way characters are left out).
+TASK_ALPHABETS = ("across", "within")
 # Characters in each part of each split (see maml.data.make_split).
 SPLIT_SIZES = {"finn": {"train": 1100, "val": 100, "test": 423},
-               "lake": {"train": 864, "val": 100, "test": 659}}
+               "lake": {"train": 864, "val": 100, "test": 659},
+               "lake_alphabets": {"train": 798, "val": 166, "test": 659}}
 SPLITS = tuple(SPLIT_SIZES)
+# The splits of Lake's protocol: trained on background characters only, tested on the
+# evaluation alphabets, from which Lake's one-shot runs are drawn (maml.lake).
+LAKE_SPLITS = ("lake", "lake_alphabets")
 POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
             "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every", "val_tasks",
             "checkpoint_every", "msl_iterations", "meta_lr_min")
@@ -89,10 +102,11 @@ IDENTITY_KEYS = frozenset((
 # config, a preset or a recorded train.json reads as the new one.
 REPLACED = {"inner_bn": ("inner_adapts", {True: ["conv", "bn", "fc"], False: ["conv", "fc"]})}
 # Keys that only evaluation reads: changing them must not retrain a model.
-EVALUATION_KEYS = ("test_inner_steps", "test_k_query")
-# Each one's training counterpart: validation adapts with the same steps, training tasks have
-# the same query size.
-TEST_COUNTERPARTS = {"test_inner_steps": "val_inner_steps", "test_k_query": "k_query"}
+EVALUATION_KEYS = ("test_inner_steps", "test_k_query", "test_rotate", "test_task_alphabets")
+# Each one's training counterpart: validation adapts with the same steps and draws its tasks
+# alike, training tasks have the same query size.
+TEST_COUNTERPARTS = {"test_inner_steps": "val_inner_steps", "test_k_query": "k_query",
+                     "test_rotate": "val_rotate", "test_task_alphabets": "val_task_alphabets"}
 
 
 # How the queries of a task are classified, i.e. whose batch-norm statistics they see:
@@ -292,6 +306,9 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     if settings["lslr"] and settings["inner_rule"] != "sgd":
         raise SettingsError(f"lslr: learned rates per tensor and step replace the inner rule; "
                             f"it cannot be combined with inner_rule {settings['inner_rule']!r}")
+    for key in ("task_alphabets", "val_task_alphabets", "test_task_alphabets"):
+        if settings[key] not in TASK_ALPHABETS:
+            raise SettingsError(f"{key}: one of {list(TASK_ALPHABETS)}, got {settings[key]!r}")
     if settings["split"] not in SPLITS:
         raise SettingsError(f"split: unknown split {settings['split']!r}; choose one of "
                             f"{list(SPLITS)}")

@@ -27,7 +27,7 @@ from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_we
 from maml.model import Params, arrays_to_params, params_to_arrays
 from maml.progress import DivergenceError, write_record
 from maml.settings import SettingsError, fingerprint, validate, with_defaults
-from maml.tasks import TaskSampler
+from maml.tasks import stage_sampler
 
 CURVE_COLUMNS = ("iteration", "loss", "accuracy", "val_accuracy", "elapsed_s")
 VAL_SEED = 12345  # the same validation tasks for every run of a cell
@@ -132,10 +132,11 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     validate(with_defaults(settings),
              {part: len(chars) for part, chars in split["parts"].items()})
     n, k = settings["n_way"], settings["k_shot"]
-    train_tasks = TaskSampler(data.images, split["parts"]["train"], n, k,
-                              settings["k_query"], settings["rotate"])
-    val_sampler = TaskSampler(data.images, split["parts"]["val"], n, k,
-                              settings["k_query"], settings["rotate"])
+    train_tasks = stage_sampler(data, split["parts"]["train"], settings, "train")
+    val_sampler = stage_sampler(data, split["parts"]["val"], settings, "val")
+    if progress:
+        print(f"training: {train_tasks.describe()}; validation: {val_sampler.describe()}",
+              file=sys.stderr)
     val_tasks = val_sampler.fixed_tasks(VAL_SEED, settings["val_tasks"])
 
     rng = np.random.default_rng(settings["seed"])

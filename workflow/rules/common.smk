@@ -170,11 +170,21 @@ def evaluate_made(split, method, cell, run):
     )
 
 
-def lake_runs_made(method, run):
-    """Whether a lake-split run has been scored on Lake's runs (and its model made)."""
-    folder = run_folder("lake", method, "20way1shot", run)
+def lake_runs_files(finished=False):
+    """Every score on Lake's runs: one per 20-way 1-shot run of a split of Lake's protocol
+    (settings.LAKE_SPLITS); with `finished`, as `all_runs`."""
+    return [
+        path
+        for split in LAKE_SPLITS
+        for path in all_runs("lake_runs.json", split, "20way1shot", finished)
+    ]
+
+
+def lake_runs_made(split, method, run):
+    """Whether a run of Lake's protocol has been scored on Lake's runs (and its model made)."""
+    folder = run_folder(split, method, "20way1shot", run)
     return (
-        train_made("lake", method, "20way1shot", run)
+        train_made(split, method, "20way1shot", run)
         and Path(f"{folder}/lake_runs.json").exists()
     )
 

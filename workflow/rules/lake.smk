@@ -17,17 +17,20 @@ rule download_one_shot_runs:
         "../scripts/download.py"
 
 
+# A 20-way 1-shot model of Lake's protocol (a split of LAKE_SPLITS) on Lake's 20 runs.
 rule lake_runs:
     input:
-        model="results/runs/lake/{method}/20way1shot/{run}/model.npz",
-        summary="results/runs/lake/{method}/20way1shot/{run}/train.json",
+        model="results/runs/{split}/{method}/20way1shot/{run}/model.npz",
+        summary="results/runs/{split}/{method}/20way1shot/{run}/train.json",
         runs=data_input(RUNS_ARCHIVE, lake_runs_made),
     output:
-        update("results/runs/lake/{method}/20way1shot/{run}/lake_runs.json"),
+        update("results/runs/{split}/{method}/20way1shot/{run}/lake_runs.json"),
     log:
-        "logs/lake_runs/{method}/{run}.log",
+        "logs/lake_runs/{split}/{method}/{run}.log",
     benchmark:
-        "logs/benchmarks/lake_runs/{method}/{run}.tsv"
+        "logs/benchmarks/lake_runs/{split}/{method}/{run}.tsv"
+    wildcard_constraints:
+        split="|".join(LAKE_SPLITS),
     conda:
         ENV
     threads: config["threads"]
@@ -38,7 +41,8 @@ rule lake_runs:
     params:
         # the run's test-time steps, as its evaluation uses (train.json has none)
         steps=lambda wildcards: run_settings(
-            config, wildcards.method, "20way1shot", wildcards.run, "lake"
+            config, wildcards.method, "20way1shot", wildcards.run, wildcards.split
         )["test_inner_steps"],
+        md5=config["data"]["md5"]["all_runs"],
     script:
         "../scripts/lake_runs.py"

@@ -7,9 +7,7 @@ rule aggregate:
         evals=all_runs("eval.json", finished=FINISHED),
         summaries=all_runs("train.json", finished=FINISHED),
         curves=all_runs("curve.csv", finished=FINISHED),
-        lake=all_runs(
-            "lake_runs.json", split="lake", cell="20way1shot", finished=FINISHED
-        ),
+        lake=lake_runs_files(finished=FINISHED),
         ensembles=ensemble_files(finished=FINISHED),
         settings=settings_files(finished=FINISHED),
     output:

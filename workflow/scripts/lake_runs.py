@@ -10,10 +10,13 @@ from maml.cpu import configure  # noqa: E402
 configure(threads=snakemake.threads)  # before Paddle is imported
 
 from maml.files import data_inputs, write_json  # noqa: E402
-from maml.lake import read_runs, score_model  # noqa: E402
+from maml.lake import check_lake_protocol, read_runs, score_model  # noqa: E402
 from maml.predict import load_model  # noqa: E402
 
 (runs,) = data_inputs(snakemake.input, "runs")
-result = score_model(load_model(snakemake.input.model), read_runs(runs), snakemake.params.steps)
-print(f"error on Lake's runs: {result['error_percent']:.2f}%")
+model = load_model(snakemake.input.model)
+check_lake_protocol(model, snakemake.input.model)
+result = score_model(model, read_runs(runs, snakemake.params.md5), snakemake.params.steps)
+for mode, scored in result["query_modes"].items():
+    print(f"error on Lake's runs, queries {mode}: {scored['error_percent']:.2f}%")
 write_json(snakemake.output[0], result)
