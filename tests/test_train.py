@@ -302,6 +302,29 @@ def test_a_yaml_syntax_error_names_file_and_line(tmp_path):
     assert f"{bad}: line 3, column 11: not valid YAML" in result.stderr
 
 
+def test_a_settings_file_of_a_run_is_a_config(prepared, tmp_path):
+    """A committed train-settings JSON (meta_lr_min: 1e-05, which YAML 1.1 reads as text)
+    retrains its run from the command line; bad JSON names the file and line."""
+    repo = Path(__file__).resolve().parents[1]
+    (committed,) = (repo / "results/runs/finn/maml/5way1shot/seed0").glob("train-settings-*.json")
+    settings = json.loads(committed.read_text())
+    short = tmp_path / "settings.json"
+    short.write_text(json.dumps({**settings, "iterations": 2, "val_every": 2,
+                                 "checkpoint_every": 2, "val_tasks": 2}))
+    result = subprocess.run([sys.executable, "-m", "maml", "train", "--config", str(short),
+                             "--data", str(prepared["data_path"]), "--split-file",
+                             str(prepared["splits"]["finn"]), "--out-dir", str(tmp_path / "run")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    recorded = json.loads((tmp_path / "run" / "train.json").read_text())["settings"]
+    assert recorded["meta_lr_min"] == 1e-05 and recorded["inner_adapts"] == ["conv", "bn", "fc"]
+    short.write_text('{"n_way": 5,\n "k_shot": }')
+    result = subprocess.run([sys.executable, "-m", "maml", "train", "--config", str(short)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{short}: line 2, column 12: not valid JSON" in result.stderr
+
+
 def test_run_sh_checks_config_files_before_snakemake(tmp_path):
     """Snakemake says only 'Config file is not valid JSON or YAML'."""
     bad = tmp_path / "extra.yaml"

@@ -146,11 +146,18 @@ class SettingsError(ValueError):
 
 
 def read_yaml(path: str | Path):
-    """A YAML file's contents; a syntax error names the file, line and column."""
+    """A YAML file's contents (a .json file read as JSON: PyYAML reads JSON's 1e-05 as text);
+    a syntax error names the file, line and column."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
+        if Path(path).suffix == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
     except OSError as error:
         raise SettingsError(f"{path}: cannot read it ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"{path}: line {error.lineno}, column {error.colno}: not valid JSON "
+                            f"({error.msg})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
