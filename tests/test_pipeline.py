@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from conftest import MD5, REPO, SOURCE
+from maml import cpu
 from maml.settings import INDEPENDENT, METHODS, SPLITS
 
 # The small offline config (config/offline-small.yaml), its archives taken from the tests' source.
@@ -107,6 +108,12 @@ def test_figures_provenance_logs_and_benchmarks(finished):
     assert len(provenance["jobs"]) == 8
     assert {job["method"] for job in provenance["jobs"]} == {"maml", "maml++"}
     assert "cpu_settings" in provenance["machine"]
+    # where every job ran, for saying where a bit-for-bit claim holds
+    kind = cpu.machine()["kind"]
+    assert provenance["machine"]["cpu"]["kind"] == kind
+    for job in provenance["jobs"]:
+        assert job["eval_machine"] == kind
+        assert {segment["machine"]["kind"] for segment in job["segments"]} == {kind}
     for rule in ("train", "evaluate"):
         assert (finished / f"logs/{rule}/finn/maml++/5way1shot/seed0.log").exists()
         assert (finished / f"logs/benchmarks/{rule}/finn/maml++/5way1shot/seed0.tsv").exists()

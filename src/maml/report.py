@@ -98,6 +98,8 @@ def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
             "eval_minutes": result.get("wall_time_s", float("nan")) / 60,
             # where each part of the training ran (runs trained before segments were kept: [])
             "segments": summary.get("segments", []),
+            # where the evaluation ran (evaluations before December 2026 did not say: None)
+            "eval_machine": result.get("machine", {}).get("kind"),
         })
     return pd.DataFrame(rows)
 
@@ -430,9 +432,10 @@ def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
         "python": sys.version.split()[0],
         "packages": versions,
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpus": os.cpu_count(), "cpu_settings": cpu.configure()},
+                    "cpu": cpu.machine(), "cpus": os.cpu_count(),
+                    "cpu_settings": cpu.configure()},
         "jobs": runs[["cell", "method", "run", "seed", "iterations", "train_minutes",
-                      "train_cpu_hours", "eval_minutes", "segments"]]
+                      "train_cpu_hours", "eval_minutes", "segments", "eval_machine"]]
         .to_dict(orient="records"),
     }
 
