@@ -202,8 +202,7 @@ def cmd_lake_runs(args) -> None:
 
     model = load_model(args.model)
     check_lake_protocol(model, args.model)
-    runs = read_runs(args.runs, *([args.md5] if args.md5 else []))
-    result = score_model(model, runs, args.steps)
+    result = score_model(model, read_runs(args.runs, args.md5), args.steps)
     write_json(args.out or Path(args.model).parent / "lake_runs.json", result)
     for mode, scored in result["query_modes"].items():
         print(f"Lake's {scored['runs']} one-shot runs, queries {mode}: error "
