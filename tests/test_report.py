@@ -65,3 +65,47 @@ def test_the_grid_comparison_names_a_difference_without_an_interval_for_one_seed
                          for method, acc in (("maml", 80.0), ("maml", 82.0), ("anil", 70.0))])
     assert "11.00 (seeds 2 and 1: no interval) points ahead of anil (70.00)" in grid_comparison(
         runs, "finn")
+
+
+def test_the_per_cell_summary_shows_headline_ensemble_longer_and_full_paper_rows():
+    """Rows chosen by what they are (the config's ensemble run, the same method and preset
+    trained longer, the paper's preset for all its iterations), not by test accuracy."""
+    import math
+
+    import pandas as pd
+    from scipy import stats
+
+    from maml.report import best_per_cell, summarise
+
+    def run(method, run, preset, iterations, accuracy, seed=0, hours=1.0):
+        return {"cell": "5way1shot", "method": method, "run": run, "preset": preset,
+                "split": "finn", "seed": seed, "accuracy": accuracy, "ci95": 1.0,
+                "test_tasks": 600, "independent": float("nan"), "iterations": iterations,
+                "train_minutes": 60 * hours, "train_cpu_hours": hours}
+
+    heads = [98.0, 99.0, 99.5]
+    runs = pd.DataFrame(
+        [run("maml++", "best", "laptop", 7000, acc, seed) for seed, acc in enumerate(heads)]
+        + [run("maml++", "best8h", "laptop", 20000, 99.6, hours=4.0),
+           run("maml", "paper_full", "paper", 60000, 98.9, hours=5.0),
+           run("maml", "paper_cut", "paper", 19000, 99.8),  # the highest, but cut short
+           run("maml", GRID, "laptop", 2000, 90.0)])
+    table = summarise(runs)
+    members = table[table.run == "best"].iloc[0]
+    table = pd.concat([table, pd.DataFrame([{**members.to_dict(), "run": "best ensemble",
+                                             "ensemble": True, "seeds": 3,
+                                             "accuracy": 99.7}])], ignore_index=True)
+    lines = best_per_cell(table, "finn", {("maml++", "5way1shot", "best")}).splitlines()[2:]
+    half = stats.t.ppf(0.975, 2) * pd.Series(heads).std() / math.sqrt(3)
+    assert [line.split(" | ")[1:3] for line in lines] == [
+        ["headline", "maml++, best (laptop)"],
+        ["ensemble of its seeds", "maml++, best ensemble (laptop)"],
+        ["same configuration, longer", "maml++, best8h (laptop)"],
+        ["the paper's protocol to its end", "maml, paper_full (paper)"]]
+    assert f"| {sum(heads) / 3:.2f} ± {half:.2f} (3 seeds) | 7000 | 1.00 | 98.7 | " \
+           f"{sum(heads) / 3 - 98.7:+.2f} | 99.47 | {sum(heads) / 3 - 99.47:+.2f} |" in lines[0]
+    assert "| 99.70 (ensemble of 3 seeds) | 7000 | 3.00 (3 models) |" in lines[1]
+    # without headline runs in the config: the highest single model
+    only = best_per_cell(table, "finn").splitlines()[2:]
+    assert [line.split(" | ")[1:3] for line in only] == [
+        ["highest single model", "maml, paper_cut (paper)"]]
