@@ -23,6 +23,18 @@ def example_commands() -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
+@pytest.mark.parametrize("name", ["table.md", "best_per_cell.md", "in_progress.md"])
+def test_the_readme_copies_the_pipelines_tables_as_they_are(name):
+    """A number the README shows is the committed result's, not an older copy of it."""
+    rows = [line for line in (REPO / "results" / name).read_text().splitlines()
+            if line.startswith("|")]
+    readme = (REPO / "README.md").read_text()
+    if rows:
+        assert "\n".join(rows) in readme
+    else:  # no run in progress: nor in the README
+        assert name == "in_progress.md" and "| run | iterations done |" not in readme
+
+
 def test_the_example_block_is_the_one_described():
     """... with the shared copy's md5 sums (config/offline-data.yaml), the ones CI reads."""
     commands = example_commands()
