@@ -524,6 +524,7 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
             "independent_error_percent": independent.mean(),
             "independent_ci95_seeds": t_interval(independent) if len(errors) > 1 else None,
             "per_seed": "; ".join(f"{e:.1f}" for e in errors),
+            "independent_per_seed": "; ".join(f"{e:.1f}" for e in independent),
             "budget": (f"{group['iterations'].iloc[0]} iterations, "
                        f"{group['train_cpu_hours'].mean():.2f} CPU-hours/seed"),
             "source": f"results/runs/{split}/"})
@@ -539,14 +540,17 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
              "set; its answer does not depend on the other queries). The published figures "
              "classify each query on its own.", "",
              "| model | error %, queries together (± 95% t interval over seeds) | per seed "
-             "| error %, each query on its own | training budget | source |",
+             "| error %, each query on its own (± 95% t interval; per seed) | training budget "
+             "| source |",
              "| --- | --- | --- | --- | --- | --- |"]
     if models.empty:
         lines.insert(1, "\nThis config has no 20-way 1-shot model of Lake's protocol to score.")
     for row in frame.itertuples():
         # the published figures have one way of classifying, given as theirs
-        independent = (_error_cell(row.independent_error_percent, row.independent_ci95_seeds)
-                       if row.budget else "")
+        independent = "" if not row.budget else _error_cell(
+            row.independent_error_percent, row.independent_ci95_seeds) + (
+            f" ({row.independent_per_seed})" if ";" in row.independent_per_seed
+            and not np.isnan(row.independent_error_percent) else "")
         lines.append(f"| {row.model} | {_error_cell(row.error_percent, row.ci95_seeds)} | "
                      f"{row.per_seed} | {independent} | {row.budget} | {row.source} |")
     return frame, "\n".join(lines) + "\n"
