@@ -524,7 +524,9 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
             "independent_error_percent": independent.mean(),
             "independent_ci95_seeds": t_interval(independent) if len(errors) > 1 else None,
             "per_seed": "; ".join(f"{e:.1f}" for e in errors),
-            "independent_per_seed": "; ".join(f"{e:.1f}" for e in independent),
+            # per seed where there are several and each was scored this way
+            "independent_per_seed": "; ".join(f"{e:.1f}" for e in independent)
+            if len(errors) > 1 and not np.isnan(independent).any() else "",
             "budget": (f"{group['iterations'].iloc[0]} iterations, "
                        f"{group['train_cpu_hours'].mean():.2f} CPU-hours/seed"),
             "source": f"results/runs/{split}/"})
@@ -549,8 +551,7 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
         # the published figures have one way of classifying, given as theirs
         independent = "" if not row.budget else _error_cell(
             row.independent_error_percent, row.independent_ci95_seeds) + (
-            f" ({row.independent_per_seed})" if ";" in row.independent_per_seed
-            and not np.isnan(row.independent_error_percent) else "")
+            f" ({row.independent_per_seed})" if row.independent_per_seed else "")
         lines.append(f"| {row.model} | {_error_cell(row.error_percent, row.ci95_seeds)} | "
                      f"{row.per_seed} | {independent} | {row.budget} | {row.source} |")
     return frame, "\n".join(lines) + "\n"
