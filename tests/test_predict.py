@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SOURCE
+from conftest import REPO, SOURCE
 from maml import lake
 from maml.data import DataError
 from maml.predict import adapt_and_predict, load_model, predict
@@ -17,6 +17,7 @@ from maml.settings import INDEPENDENT, resolve
 from maml.train import train
 
 RUNS_ZIP = Path(SOURCE) / "all_runs.zip"
+SHIPPED_5W1S = REPO / "results" / "runs" / "finn" / "maml" / "5way1shot" / "seed0" / "model.npz"
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +59,13 @@ def write_task(archives, root: Path, start: int, shots=1, queries=4):
     return truth
 
 
-def test_predict_beats_chance_on_real_images(model, archives, tmp_path):
+def test_predict_beats_chance_on_real_images(archives, tmp_path):
+    """The shipped 5-way 1-shot model, each query on its own (the default): a model trained
+    for seconds is too close to the bar for this (40 of 80 right on one CI machine)."""
     correct = total = 0
     for task, start in enumerate((0, 40, 200, 400)):
         truth = write_task(archives, tmp_path / str(task), start)
-        classes, queries, probabilities = predict(model, tmp_path / str(task) / "support",
+        classes, queries, probabilities = predict(SHIPPED_5W1S, tmp_path / str(task) / "support",
                                                   [tmp_path / str(task) / "query"])
         assert probabilities.shape == (20, 5)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
