@@ -361,6 +361,26 @@ def test_a_job_that_fails_leaves_the_committed_results_as_they_were(finished, tm
     assert after == before
 
 
+def test_a_committed_model_retrained_in_a_fresh_clone_is_told_which_data_to_make(finished,
+                                                                                 tmp_path):
+    """A clone has no data, and a committed run's jobs ask for none (they have their results):
+    asked for the model again, the train job names the files to make; made as it says, the
+    same command then retrains the model as it was."""
+    clone = _fresh_clone(finished, tmp_path / "clone")
+    run = "results/runs/finn/maml/5way1shot/seed1"
+    committed = (clone / run / "model.npz").read_bytes()
+    (clone / run / "model.npz").unlink()
+    result = snakemake(clone, "--cores", "1", f"{run}/model.npz", config=SMALL, check=False)
+    assert result.returncode != 0
+    log = (clone / "logs/train/finn/maml/5way1shot/seed1.log").read_text()
+    named = re.search(r"\./run\.sh pipeline (.+?) --configfile", log)
+    assert named, log[-2000:]
+    assert named.group(1).split() == ["resources/omniglot/omniglot28.npz",
+                                      "resources/omniglot/splits/finn.json"]
+    snakemake(clone, "--cores", "1", *named.group(1).split(), config=SMALL)
+    snakemake(clone, "--cores", "1", f"{run}/model.npz", config=SMALL)
+    assert (clone / run / "model.npz").read_bytes() == committed
+
 def test_until_stops_at_the_rule(tmp_path):
     assert planned_jobs(tmp_path, "--until", "split", config=SMALL) == {
         "download": 2, "preprocess": 1, "split": 1}

@@ -149,14 +149,26 @@ def drop_older_settings(path: str | os.PathLike) -> None:
             older.unlink()
 
 
-def data_inputs(inputs, *names: str) -> list[str]:
+# The workflow's data files, by the name of the rule input that reads them (data_input in
+# workflow/rules/common.smk takes its paths from here).
+DATA_FILES = {
+    "data": "resources/omniglot/omniglot28.npz",
+    "split": "resources/omniglot/splits/{split}.json",
+    "runs": "resources/omniglot/all_runs.zip",
+}
+
+
+def data_inputs(inputs, *names: str, wildcards=None) -> list[str]:
     """A workflow job's data files (its rule's data_input), by input name. Each is a path, or
-    nothing for a job that had its results when Snakemake planned and was made to run all the
-    same (e.g. --forcerun) in a workdir whose data are not made yet."""
-    missing = [name for name in names if not getattr(inputs, name)]
+    nothing for a job that had its results when Snakemake planned and runs all the same (its
+    model.npz asked for, --forcerun) in a workdir whose data are not made yet, e.g. a fresh
+    clone: the error names the files to make (the split's from `wildcards`)."""
+    missing = [DATA_FILES[name].format(split=getattr(wildcards, "split", "<split>"))
+               for name in names if not getattr(inputs, name)]
     if missing:
         raise FileNotFoundError(
-            f"input {', '.join(missing)}: the data are not made yet, and this job had its "
-            "results when the run was planned; make the data first (./run.sh pipeline "
-            "--until split), then rerun")
+            f"{', '.join(missing)}: not made yet, and this job had its results when the run "
+            "was planned, so Snakemake did not plan them; make them first with the same "
+            f"--configfile files (./run.sh pipeline {' '.join(missing)} --configfile ...), "
+            "then rerun")
     return [str(getattr(inputs, name)) for name in names]

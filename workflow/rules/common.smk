@@ -2,9 +2,9 @@ ON_GPU = config["device"].startswith("gpu")
 # One environment file serves every rule: the GPU one when the config asks for a GPU.
 ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
 # The data files the jobs read (see data_input).
-DATA = "resources/omniglot/omniglot28.npz"
-SPLIT = "resources/omniglot/splits/{split}.json"
-RUNS_ARCHIVE = "resources/omniglot/all_runs.zip"
+DATA = DATA_FILES["data"]
+SPLIT = DATA_FILES["split"]
+RUNS_ARCHIVE = DATA_FILES["runs"]
 # A run's folder: its results and settings files.
 RUN_FOLDER = "results/runs/{split}/{method}/{cell}/{run}"
 
@@ -151,7 +151,7 @@ def data_input(pattern, made):
 
 def train_made(split, method, cell, run):
     """Whether a run's training has its results: trained to its end with its settings (its
-    train.json and curve.csv; most committed runs keep no model.npz)."""
+    train.json and curve.csv; November's runs whose models were not kept lack model.npz)."""
     folder = run_folder(split, method, cell, run)
     return (
         has_finished(split, method, cell, run)

@@ -13,7 +13,7 @@ from maml.evaluate import evaluate  # noqa: E402
 from maml.files import data_inputs, drop_older_settings, write_json  # noqa: E402
 from maml.settings import expand  # noqa: E402
 
-data, split = data_inputs(snakemake.input, "data", "split")
+data, split = data_inputs(snakemake.input, "data", "split", wildcards=snakemake.wildcards)
 result = evaluate(snakemake.input.model, data, split,
                   expand(snakemake.params.settings), snakemake.params.num_tasks,
                   snakemake.params.test_seed)

@@ -13,7 +13,7 @@ from maml.files import data_inputs, write_json  # noqa: E402
 from maml.lake import check_lake_protocol, read_runs, score_model  # noqa: E402
 from maml.predict import load_model  # noqa: E402
 
-(runs,) = data_inputs(snakemake.input, "runs")
+(runs,) = data_inputs(snakemake.input, "runs", wildcards=snakemake.wildcards)
 model = load_model(snakemake.input.model)
 check_lake_protocol(model, snakemake.input.model)
 result = score_model(model, read_runs(runs, snakemake.params.md5), snakemake.params.steps)

@@ -16,7 +16,7 @@ from maml.settings import expand, training_settings  # noqa: E402
 from maml.train import train  # noqa: E402
 
 settings = training_settings(expand(snakemake.params.settings))
-data, split = data_inputs(snakemake.input, "data", "split")
+data, split = data_inputs(snakemake.input, "data", "split", wildcards=snakemake.wildcards)
 train(settings, data, split,
       Path(snakemake.output.model).parent, state_path=snakemake.params.state, resume=True)
 drop_older_settings(snakemake.input.settings)
