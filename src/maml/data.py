@@ -257,7 +257,8 @@ def save_omniglot(data: Omniglot, path: str | os.PathLike) -> None:
 
 PREPARE_HINT = ("prepare the data first: `python -m maml prepare` (official archives; offline: "
                 "--source ../shared/omniglot --md5 <background> <evaluation>) or "
-                "`./run.sh pipeline --until split`")
+                "`./run.sh pipeline resources/omniglot/omniglot28.npz "
+                "resources/omniglot/splits/<split>.json`")
 
 
 def _require(path: str | os.PathLike, what: str) -> None:
