@@ -151,7 +151,7 @@ def data_input(pattern, made):
 
 def train_made(split, method, cell, run):
     """Whether a run's training has its results: trained to its end with its settings (its
-    train.json and curve.csv; November's runs whose models were not kept lack model.npz)."""
+    train.json and curve.csv; some November runs kept no model.npz)."""
     folder = run_folder(split, method, cell, run)
     return (
         has_finished(split, method, cell, run)
