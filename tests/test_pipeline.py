@@ -381,6 +381,7 @@ def test_a_committed_model_retrained_in_a_fresh_clone_is_told_which_data_to_make
     snakemake(clone, "--cores", "1", f"{run}/model.npz", config=SMALL)
     assert (clone / run / "model.npz").read_bytes() == committed
 
+
 def test_until_stops_at_the_rule(tmp_path):
     assert planned_jobs(tmp_path, "--until", "split", config=SMALL) == {
         "download": 2, "preprocess": 1, "split": 1}

@@ -21,7 +21,8 @@ import pooch
 import requests
 from tqdm import tqdm
 
-from maml.files import load_arrays, read_json, save_arrays, temporary_prefix, write_json
+from maml.files import (DATA_FILES, load_arrays, read_json, save_arrays, temporary_prefix,
+                        write_json)
 from maml.settings import DRAWERS, SPLITS
 
 ARCHIVES = ("images_background", "images_evaluation")
@@ -257,8 +258,8 @@ def save_omniglot(data: Omniglot, path: str | os.PathLike) -> None:
 
 PREPARE_HINT = ("prepare the data first: `python -m maml prepare` (official archives; offline: "
                 "--source ../shared/omniglot --md5 <background> <evaluation>) or "
-                "`./run.sh pipeline resources/omniglot/omniglot28.npz "
-                "resources/omniglot/splits/<split>.json`")
+                f"`./run.sh pipeline {DATA_FILES['data']} "
+                f"{DATA_FILES['split'].format(split='<split>')}`")
 
 
 def _require(path: str | os.PathLike, what: str) -> None:
