@@ -12,7 +12,7 @@ from snakemake.utils import min_version, validate
 sys.path.insert(0, f"{workflow.basedir}/src")
 
 from maml.data import ARCHIVES, data_config
-from maml.files import DATA_FILES, settle_times
+from maml.files import DATA_FILES, read_json, settle_times
 from maml.progress import in_progress
 from maml.settings import (
     CELL_PATTERN,

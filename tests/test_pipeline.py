@@ -550,13 +550,13 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start_and_wait_for_a_checkpoint(workdir, config=RESUME) -> subprocess.Popen:
-    """Start the pipeline on `config` in its own session; return once seed 0's training
-    checkpointed."""
+def _start_and_wait_for_a_checkpoint(workdir, config=RESUME, targets=()) -> subprocess.Popen:
+    """Start the pipeline on `config` (its `targets`, default: all) in its own session; return
+    once seed 0's training checkpointed."""
     (workdir / "test-config.yaml").write_text(yaml.safe_dump(config))
     process = subprocess.Popen(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--configfile", str(workdir / "test-config.yaml"), "--cores", "1"],
+         "--configfile", str(workdir / "test-config.yaml"), "--cores", "1", *targets],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         preexec_fn=_default_sigint)
     state = workdir / "results" / "state" / "finn" / "maml" / "5way1shot" / "seed0"
@@ -669,3 +669,42 @@ def test_a_committed_checkpoint_resumes_in_a_fresh_clone(tmp_path, uninterrupted
     assert json.loads((clone / "results/provenance.json").read_text())["jobs"][0]["segments"]
     assert "None." in (clone / "results/in_progress.md").read_text()
     assert pd.read_csv(clone / "results/table.csv")["per_seed"].str.count(";").tolist() == [1]
+
+
+def test_a_retrain_of_a_finished_run_keeps_its_row_until_it_ends(tmp_path, uninterrupted):
+    """A committed run without its model (as some November runs) is retrained over more than
+    one session: with the retrain's checkpoint committed, a fresh clone's table keeps the run's
+    row, in_progress.md names it a retrain, and asking for the model resumes it to the curve
+    the run had."""
+    first = tmp_path / "first"
+    shutil.copytree(uninterrupted, first, symlinks=True,
+                    ignore=shutil.ignore_patterns(".snakemake", "logs"))
+    run = "results/runs/finn/maml/5way1shot/seed0"
+    (first / run / "model.npz").unlink()
+    shutil.rmtree(first / "results/state")  # the November runs committed no checkpoint
+    (first / "results/table.md").unlink()  # for the clone to make it
+    process = _start_and_wait_for_a_checkpoint(first, targets=[f"{run}/model.npz"])
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    state = next((first / "results/state/finn/maml/5way1shot/seed0").glob("*.npz"))
+    record = json.loads(state.with_suffix(".json").read_text())
+    assert 0 < record["iteration"] < record["iterations"] == 150
+    assert (first / run / "train.json").exists()  # Snakemake keeps update() outputs
+    _git(first, "init", "-q")
+    _git(first, "add", "results", "test-config.yaml")
+    _git(first, "commit", "-q", "-m", "a retrain in progress")
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(first), str(clone)], check=True)
+    finished_only = ("results/table.md", "--config", "table_runs=finished")
+    assert planned_jobs(clone, *finished_only) == {"aggregate": 1}
+    snakemake(clone, "--cores", "1", *finished_only)
+    assert len(pd.read_csv(clone / "results/table.csv")) == 1  # the run keeps its row
+    assert "finn/maml/5way1shot/seed0 (retrain) | " in (
+        clone / "results/in_progress.md").read_text()
+    snakemake(clone, "--cores", "1", "resources/omniglot/omniglot28.npz",
+              "resources/omniglot/splits/finn.json")
+    snakemake(clone, "--cores", "1", f"{run}/model.npz")
+    summary = json.loads((clone / run / "train.json").read_text())
+    assert summary["resumed_from"] == record["iteration"] > 0
+    pd.testing.assert_frame_equal(_curve(clone), _curve(uninterrupted))

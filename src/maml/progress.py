@@ -42,23 +42,29 @@ def in_progress(state_path) -> bool:
     return record is not None and record["iteration"] < record["iterations"]
 
 
-def progress_markdown(runs: list[tuple[str, str]]) -> str:
-    """(run folder, state path) of each run in progress -> a markdown list with iteration
-    counts and the machines of its segments."""
+def progress_markdown(runs: list[tuple[str, str, bool]]) -> str:
+    """(run folder, state path, whether it retrains a finished run) of each run in progress ->
+    a markdown list with iteration counts and the machines of its segments."""
     lines = ["# Runs in progress", "",
              "Checkpoints committed under `results/state/`; the pipeline resumes them. A run "
              "appears in the table once it has finished.", ""]
-    rows = [(folder, read_record(state)) for folder, state in runs]
-    rows = [(folder, record) for folder, record in rows  # some may have finished since
-            if record and record["iteration"] < record["iterations"]]
+    rows = [(folder, read_record(state), retrain) for folder, state, retrain in runs]
+    rows = [row for row in rows  # some may have finished since
+            if row[1] and row[1]["iteration"] < row[1]["iterations"]]
     if not rows:
         return "\n".join(lines + ["None.", ""])
     lines += ["| run | iterations done | of | CPU-hours so far | machines |",
               "| --- | --- | --- | --- | --- |"]
-    for folder, record in rows:
+    for folder, record, retrain in rows:
         segments = record["segments"]
         cpu_hours = sum(s["cpu_s"] for s in segments) / 3600
         machines = "; ".join(dict.fromkeys(s["machine"]["kind"] for s in segments))
-        lines.append(f"| {folder} | {record['iteration']} | {record['iterations']} | "
+        name = f"{folder} (retrain)" if retrain else folder
+        lines.append(f"| {name} | {record['iteration']} | {record['iterations']} | "
                      f"{cpu_hours:.2f} | {machines} |")
+    if any(retrain for _, _, retrain in rows):
+        lines += ["", "A retrain rebuilds the model of a finished run whose committed results "
+                  "lack it (some November runs kept none): the table keeps that run's committed "
+                  "row meanwhile, and the pipeline resumes it when the model is asked for (by an "
+                  "ensemble, or as the target `results/runs/<run>/model.npz`)."]
     return "\n".join(lines) + "\n"

@@ -85,10 +85,20 @@ def state_path(split, method, cell, run):
 
 
 def has_finished(split, method, cell, run):
-    """Whether a run has trained to its end: its train.json is there, and no checkpoint of
-    its settings is short of the last iteration."""
-    summary = Path(f"{run_folder(split, method, cell, run)}/train.json")
-    return summary.exists() and not in_progress(state_path(split, method, cell, run))
+    """Whether a run has trained to its end with its settings: its train.json records them.
+    A checkpoint in progress beside it is a retrain rebuilding a model the committed results
+    lack (some November runs kept none): the run keeps its row while the retrain goes on.
+    """
+    summary = f"{run_folder(split, method, cell, run)}/train.json"
+    return trained_key(summary) == run_keys(split, method, cell, run)["train"]
+
+
+@lru_cache(maxsize=None)
+def trained_key(summary):
+    """The train key of the settings a train.json records, or None if there is none yet."""
+    return (
+        fingerprint(read_json(summary)["settings"]) if Path(summary).exists() else None
+    )
 
 
 def all_runs(filename, split=None, cell=None, finished=False):
@@ -199,9 +209,14 @@ def ensemble_made(split, method, cell, label):
 
 
 def runs_in_progress():
-    """(run folder, state path) of every run of the config with a checkpoint in progress."""
-    runs = [
-        (f"{split}/{method}/{cell}/{run}", state_path(split, method, cell, run))
+    """(run folder, state path, whether it is a retrain of a finished run) of every run of the
+    config with a checkpoint in progress."""
+    return [
+        (
+            f"{split}/{method}/{cell}/{run}",
+            state_path(split, method, cell, run),
+            has_finished(split, method, cell, run),
+        )
         for split, method, cell, run in grid_runs(config)
+        if in_progress(state_path(split, method, cell, run))
     ]
-    return [(folder, state) for folder, state in runs if in_progress(state)]
