@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import MD5, SHARED_COPY, SOURCE
+from maml.files import FileFormatError
+from maml.report import README_TABLES, readme_table, readme_with_results, table_rows
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- shipped-models-example -->"
@@ -23,17 +25,29 @@ def example_commands() -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
-@pytest.mark.parametrize("name", ["table.md", "best_per_cell.md", "in_progress.md",
-                                  "lake_runs.md"])
+@pytest.mark.parametrize("name", README_TABLES)
 def test_the_readme_copies_the_pipelines_tables_as_they_are(name):
-    """A number the README shows is the committed result's, not an older copy of it."""
-    rows = [line for line in (REPO / "results" / name).read_text().splitlines()
-            if line.startswith("|")]
+    """A number the README shows is the committed result's, not an older copy of it
+    (`python -m maml readme-tables` copies them after an aggregate)."""
     readme = (REPO / "README.md").read_text()
-    if rows:
-        assert "\n".join(rows) in readme
-    else:  # no run in progress: nor in the README
-        assert name == "in_progress.md" and "| run | iterations done |" not in readme
+    assert readme_table(readme, name) == table_rows((REPO / "results" / name).read_text())
+
+
+def test_the_readme_tables_are_replaced_whole_and_a_missing_block_is_named(tmp_path):
+    (tmp_path / "in_progress.md").write_text("# Runs in progress\n\n| run |\n| --- |\n| a |\n")
+    for name in set(README_TABLES) - {"in_progress.md"}:
+        (tmp_path / name).write_text("no table yet\n")
+    blocks = "".join(f"<!-- results/{name} -->\n| old |\n| --- |\n<!-- /results/{name} -->\n"
+                     for name in README_TABLES)
+    synced = readme_with_results("intro\n" + blocks + "end\n", tmp_path)
+    assert readme_table(synced, "in_progress.md") == "| run |\n| --- |\n| a |"
+    assert readme_table(synced, "table.md") == "(none)"
+    assert synced.startswith("intro\n") and synced.endswith("end\n") and "| old |" not in synced
+    with pytest.raises(FileFormatError, match="no <!-- results/lake_runs.md -->"):
+        readme_with_results(blocks.split("<!-- results/lake_runs.md")[0], tmp_path)
+    (tmp_path / "table.md").unlink()
+    with pytest.raises(FileFormatError, match="table.md: no such file"):
+        readme_with_results(blocks, tmp_path)
 
 
 def test_the_example_block_is_the_one_described():

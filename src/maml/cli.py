@@ -249,6 +249,25 @@ def _machines_note(checkpoint, curve_path) -> str:
             "accuracies within their intervals instead")
 
 
+def cmd_readme_tables(args) -> None:
+    """Copy the committed results tables into the README, in place of their older copies."""
+    from maml.files import FileFormatError, write_text
+    from maml.report import readme_with_results
+
+    readme = Path(args.readme)
+    if not readme.is_file():
+        raise FileFormatError(f"{readme}: no such file")
+    old = readme.read_text()
+    new = readme_with_results(old, args.results)
+    if args.check:
+        if new != old:
+            raise SystemExit(f"{readme} shows older tables than {args.results}/: run "
+                             "python -m maml readme-tables")
+        return
+    write_text(readme, new)
+    print(f"{readme}: {'tables updated' if new != old else 'already up to date'}")
+
+
 def cmd_check_yaml(args) -> None:
     for path in args.files:
         read_yaml(path)
@@ -341,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", required=True, help="checkpoint (results/state/.../<key>.npz)")
     p.add_argument("--curve", required=True, help="curve.csv of the committed run")
     p.set_defaults(func=cmd_compare_curve)
+
+    p = sub.add_parser("readme-tables", help="copy results/{table,best_per_cell,in_progress,"
+                       "lake_runs}.md into the README between their markers (after an aggregate)")
+    p.add_argument("--readme", default="README.md")
+    p.add_argument("--results", default="results")
+    p.add_argument("--check", action="store_true", help="only say whether the copies are current")
+    p.set_defaults(func=cmd_readme_tables)
 
     p = sub.add_parser("check-yaml", help="say which file and line of YAML files does not parse "
                        "(run.sh checks config files so, as Snakemake names neither)")

@@ -23,7 +23,8 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from maml import cpu, lake  # noqa: E402
-from maml.files import atomic_write, read_json, write_json, write_text  # noqa: E402
+from maml.files import (FileFormatError, atomic_write, read_json, write_json,  # noqa: E402
+                        write_text)
 from maml.progress import progress_markdown  # noqa: E402
 from maml.settings import (GRID, INDEPENDENT, cell_name, method_settings,  # noqa: E402
                            parse_cell, parse_run, presets, with_defaults)
@@ -585,3 +586,37 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
     write_text(outputs["lake_markdown"], lake_markdown)
     write_json(outputs["provenance"], provenance(config, runs, workflow_dir))
     write_text(outputs["in_progress"], progress_markdown(list(in_progress)))
+
+
+# The results tables the README shows, each between a pair of markers
+# (<!-- results/NAME --> ... <!-- /results/NAME -->), so that it is never an older copy.
+README_TABLES = ("table.md", "best_per_cell.md", "in_progress.md", "lake_runs.md")
+NO_ROWS = "(none)"
+
+
+def table_rows(markdown: str) -> str:
+    """A Markdown file's table lines, or NO_ROWS."""
+    rows = [line for line in markdown.splitlines() if line.startswith("|")]
+    return "\n".join(rows) if rows else NO_ROWS
+
+
+def readme_table(readme: str, name: str) -> str:
+    """The block between the README's markers for results/NAME."""
+    begin, end = f"<!-- results/{name} -->\n", f"\n<!-- /results/{name} -->"
+    start = readme.find(begin)
+    stop = readme.find(end, start + len(begin))
+    if start < 0 or stop < 0:
+        raise FileFormatError(f"the README has no {begin.strip()} ... {end.strip()} block")
+    return readme[start + len(begin):stop]
+
+
+def readme_with_results(readme: str, results_dir) -> str:
+    """The README with every block of README_TABLES replaced by its results file's rows."""
+    for name in README_TABLES:
+        path = Path(results_dir) / name
+        if not path.is_file():
+            raise FileFormatError(f"{path}: no such file (run the aggregate first)")
+        old = readme_table(readme, name)
+        marker = f"<!-- results/{name} -->\n"
+        readme = readme.replace(marker + old, marker + table_rows(path.read_text()), 1)
+    return readme
