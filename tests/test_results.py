@@ -1,0 +1,78 @@
+"""The committed results: every number of `results/table.csv` is recomputed here from the
+`eval.json` files under `results/runs/` (and `results/ensembles/`), without the report code."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+TABLE = pd.read_csv(RESULTS / "table.csv")
+
+
+def committed_runs() -> dict:
+    """(split, method, cell, run) -> the eval.json contents of its seeds, in seed order."""
+    runs = {}
+    for path in sorted(RESULTS.glob("runs/*/*/*/*/eval.json")):
+        split, method, cell, folder = path.parts[-5:-1]
+        name, seed = re.fullmatch(r"(?:(.+)-)?seed(\d+)", folder).groups()
+        runs.setdefault((split, method, cell, name or "grid"), []).append(
+            (int(seed), json.loads(path.read_text())))
+    return {key: [result for _, result in sorted(seeds, key=lambda s: s[0])]
+            for key, seeds in runs.items()}
+
+
+RUNS = committed_runs()
+SINGLES = TABLE[~TABLE["ensemble"]]
+
+
+def test_every_committed_run_has_one_row_and_every_row_its_runs():
+    keys = list(zip(SINGLES.split, SINGLES.method, SINGLES.cell, SINGLES.run))
+    assert len(keys) == len(set(keys))
+    assert set(keys) == set(RUNS)
+
+
+@pytest.mark.parametrize("row", list(SINGLES.itertuples()), ids=lambda r: f"{r.cell}-{r.method}-{r.run}")
+def test_a_rows_numbers_are_its_eval_files(row):
+    evals = RUNS[(row.split, row.method, row.cell, row.run)]
+    accuracies = np.array([100 * e["accuracy"] for e in evals])
+    for result in evals:  # each file's accuracy is the mean over its test tasks (float32 sum)
+        assert result["accuracy"] == pytest.approx(np.mean(result["task_accuracy"]), abs=1e-5)
+        assert len(result["task_accuracy"]) == result["num_tasks"] == row.test_tasks
+    assert row.seeds == len(evals)
+    assert row.accuracy == pytest.approx(accuracies.mean(), abs=1e-9)
+    if len(evals) > 1:  # the 95% t interval, n - 1 degrees of freedom
+        t = stats.t.ppf(0.975, len(evals) - 1)
+        assert row.ci95_seeds == pytest.approx(
+            t * accuracies.std(ddof=1) / math.sqrt(len(evals)), rel=1e-9)
+    else:
+        assert math.isnan(row.ci95_seeds)
+    assert row.per_seed == "; ".join(f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f}"
+                                     for e in evals)
+
+
+def test_every_ensemble_file_is_a_row_with_its_accuracy():
+    rows = {(r.split, r.method, r.cell, r.run.removesuffix(" ensemble")): r
+            for r in TABLE[TABLE["ensemble"]].itertuples()}
+    files = {path.parts[-4:-1] + (path.stem,): json.loads(path.read_text())
+             for path in RESULTS.glob("ensembles/*/*/*/*.json")}
+    assert set(rows) == set(files)
+    for key, result in files.items():
+        assert rows[key].accuracy == pytest.approx(100 * result["accuracy"], abs=1e-9)
+        assert rows[key].seeds == len(result["members"])
+
+
+def test_the_markdown_table_shows_the_csvs_numbers():
+    lines = [line for line in (RESULTS / "table.md").read_text().splitlines()
+             if line.startswith("| ") and not line.startswith(("| cell ", "| --- "))]
+    assert len(lines) == len(TABLE)
+    for line, row in zip(lines, TABLE.itertuples()):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert cells[:2] == [row.cell, row.method]
+        assert cells[3].startswith(f"{row.accuracy:.2f}")
+        assert cells[4] == row.per_seed
