@@ -37,7 +37,8 @@ def test_every_committed_run_has_one_row_and_every_row_its_runs():
     assert set(keys) == set(RUNS)
 
 
-@pytest.mark.parametrize("row", list(SINGLES.itertuples()), ids=lambda r: f"{r.cell}-{r.method}-{r.run}")
+@pytest.mark.parametrize("row", list(SINGLES.itertuples()),
+                         ids=lambda r: f"{r.cell}-{r.method}-{r.run}")
 def test_a_rows_numbers_are_its_eval_files(row):
     evals = RUNS[(row.split, row.method, row.cell, row.run)]
     accuracies = np.array([100 * e["accuracy"] for e in evals])
