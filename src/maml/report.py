@@ -600,14 +600,20 @@ def table_rows(markdown: str) -> str:
     return "\n".join(rows) if rows else NO_ROWS
 
 
-def readme_table(readme: str, name: str) -> str:
-    """The block between the README's markers for results/NAME."""
+def _readme_block(readme: str, name: str) -> tuple[int, int]:
+    """Start and end of the text between the README's markers for results/NAME."""
     begin, end = f"<!-- results/{name} -->\n", f"\n<!-- /results/{name} -->"
     start = readme.find(begin)
     stop = readme.find(end, start + len(begin))
     if start < 0 or stop < 0:
         raise FileFormatError(f"the README has no {begin.strip()} ... {end.strip()} block")
-    return readme[start + len(begin):stop]
+    return start + len(begin), stop
+
+
+def readme_table(readme: str, name: str) -> str:
+    """The block between the README's markers for results/NAME."""
+    start, stop = _readme_block(readme, name)
+    return readme[start:stop]
 
 
 def readme_with_results(readme: str, results_dir) -> str:
@@ -616,7 +622,6 @@ def readme_with_results(readme: str, results_dir) -> str:
         path = Path(results_dir) / name
         if not path.is_file():
             raise FileFormatError(f"{path}: no such file (run the aggregate first)")
-        old = readme_table(readme, name)
-        marker = f"<!-- results/{name} -->\n"
-        readme = readme.replace(marker + old, marker + table_rows(path.read_text()), 1)
+        start, stop = _readme_block(readme, name)
+        readme = readme[:start] + table_rows(path.read_text()) + readme[stop:]
     return readme
