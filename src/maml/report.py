@@ -38,8 +38,9 @@ PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
          "20way1shot": (95.8, 0.3), "20way5shot": (98.9, 0.2)}
 # The PaddlePaddle reference reproduction's reported test accuracies (percent).
 REFERENCE = {"5way1shot": 99.2, "5way5shot": 99.5, "20way1shot": 95.0, "20way5shot": 98.7}
-# MAML++'s published Omniglot accuracies (Antoniou, Edwards and Storkey 2019, Table 1; each an
-# ensemble of the top 5 models of three seeds, where this table's runs are single models).
+# MAML++'s published Omniglot accuracies (Antoniou, Edwards and Storkey 2019, Table 1): per seed
+# an ensemble of its 5 checkpoints best on validation, averaged over three seeds, where this
+# table's runs are single models.
 MAML_PLUS_PLUS = {"5way1shot": 99.47, "5way5shot": 99.93, "20way1shot": 97.65,
                   "20way5shot": 99.33}
 PACKAGES = ("maml-omniglot", "paddlepaddle", "paddlepaddle-gpu", "numpy", "opencv-python-headless",
