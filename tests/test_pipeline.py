@@ -500,6 +500,21 @@ def test_an_ensemble_gets_a_labelled_row_beside_its_members(finished, tmp_path):
     assert f"| 5way1shot | ensemble of its seeds | maml++, three ensemble (laptop) | " \
            f"{ensemble.accuracy:.2f} (ensemble of 3 seeds) |" in best
 
+    # a member without its model (a finished run to retrain): the table of finished runs
+    # leaves the ensemble out and names what it waits for, rather than training
+    (workdir / "results/runs/finn/maml++/5way1shot/three-seed1/model.npz").unlink()
+    (workdir / "results/ensembles/finn/maml++/5way1shot/three.json").unlink()
+    finished_only = ("results/table.md", "--config", "table_runs=finished")
+    assert planned_jobs(workdir, *finished_only, config=ENSEMBLE) == {"aggregate": 1}
+    snakemake(workdir, "--cores", "1", *finished_only, config=ENSEMBLE)
+    runs = pd.read_csv(workdir / "results" / "table.csv").run.tolist()
+    assert "three" in runs and "three ensemble" not in runs
+    assert "- ensemble finn/maml++/5way1shot/three waits for three-seed1 (finished without " \
+           "its model: to retrain)\n" in (
+        workdir / "results" / "in_progress.md").read_text()
+    assert planned_jobs(workdir, config=ENSEMBLE) == {"train": 1, "evaluate": 1, "ensemble": 1,
+                                                      "aggregate": 1, "all": 1}
+
 
 LAKE = {**SMALL, "extra_runs": {"lake": {"cell": "20way1shot", "split": "lake", "seeds": [0, 1],
                                          "overrides": SMALL["overrides"]}}}

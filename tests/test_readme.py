@@ -34,13 +34,14 @@ def test_the_readme_copies_the_pipelines_tables_as_they_are(name):
 
 
 def test_the_readme_tables_are_replaced_whole_and_a_missing_block_is_named(tmp_path):
-    (tmp_path / "in_progress.md").write_text("# Runs in progress\n\n| run |\n| --- |\n| a |\n")
+    (tmp_path / "in_progress.md").write_text("# Runs in progress\n\n| run |\n| --- |\n| a |\n"
+                                             "\nEnsembles not yet scored:\n\n- e: a\n")
     for name in set(README_TABLES) - {"in_progress.md"}:
         (tmp_path / name).write_text("no table yet\n")
     blocks = "".join(f"<!-- results/{name} -->\n| old |\n| --- |\n<!-- /results/{name} -->\n"
                      for name in README_TABLES)
     synced = readme_with_results("intro\n" + blocks + "end\n", tmp_path)
-    assert readme_table(synced, "in_progress.md") == "| run |\n| --- |\n| a |"
+    assert readme_table(synced, "in_progress.md") == "| run |\n| --- |\n| a |\n\n- e: a"
     assert readme_table(synced, "table.md") == "(none)"
     assert synced.startswith("intro\n") and synced.endswith("end\n") and "| old |" not in synced
     with pytest.raises(FileFormatError, match="no <!-- results/lake_runs.md -->"):

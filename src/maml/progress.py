@@ -42,17 +42,20 @@ def in_progress(state_path) -> bool:
     return record is not None and record["iteration"] < record["iterations"]
 
 
-def progress_markdown(runs: list[tuple[str, str, bool]]) -> str:
+def progress_markdown(runs: list[tuple[str, str, bool]],
+                      ensembles_waiting: list[tuple[str, list[str]]] = ()) -> str:
     """(run folder, state path, whether it retrains a finished run) of each run in progress ->
-    a markdown list with iteration counts and the machines of its segments."""
+    a markdown list with iteration counts and the machines of its segments; then each
+    ensemble still waiting for members' models, with those members."""
     lines = ["# Runs in progress", "",
              "Checkpoints committed under `results/state/`; the pipeline resumes them. A run "
              "appears in the table once it has finished.", ""]
     rows = [(folder, read_record(state), retrain) for folder, state, retrain in runs]
     rows = [row for row in rows  # some may have finished since
             if row[1] and row[1]["iteration"] < row[1]["iterations"]]
+    waiting = waiting_markdown(ensembles_waiting)
     if not rows:
-        return "\n".join(lines + ["None.", ""])
+        return "\n".join(lines + ["None.", ""] + waiting)
     lines += ["| run | iterations done | of | CPU-hours so far | machines |",
               "| --- | --- | --- | --- | --- |"]
     for folder, record, retrain in rows:
@@ -67,4 +70,16 @@ def progress_markdown(runs: list[tuple[str, str, bool]]) -> str:
                   "lack it (some November runs kept none): the table keeps that run's committed "
                   "row meanwhile, and the pipeline resumes it when the model is asked for (by an "
                   "ensemble, or as the target `results/runs/<run>/model.npz`)."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + waiting)
+
+
+def waiting_markdown(ensembles_waiting) -> list[str]:
+    """Lines naming each ensemble not yet scored and the member runs it waits for (in progress,
+    not started, or finished without a model kept); none if there are none."""
+    if not ensembles_waiting:
+        return []
+    lines = ["Ensembles not yet scored (each joins the table once all its members have their "
+             "models), and the runs they wait for:", ""]
+    lines += [f"- ensemble {ensemble} waits for {', '.join(members)}"
+              for ensemble, members in ensembles_waiting]
+    return lines + [""]

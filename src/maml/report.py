@@ -560,9 +560,10 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
 
 
 def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir=".",
-              lake=(), in_progress=(), ensembles=()) -> None:
+              lake=(), in_progress=(), ensembles=(), ensembles_waiting=()) -> None:
     """Write the table (md, csv, html), the figures, the table of Lake's one-shot runs,
-    provenance.json and the list of runs in progress ((run folder, state path) pairs)."""
+    provenance.json and the list of runs in progress ((run folder, state path, retrain)) with
+    the ensembles still waiting for members' models ((ensemble, [runs]))."""
     threads = config.get("threads", 1)
     runs = load_runs(evals, summaries, threads)
     table = summarise(runs)
@@ -586,7 +587,8 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
     write_text(outputs["lake_csv"], lake_frame.to_csv(index=False))
     write_text(outputs["lake_markdown"], lake_markdown)
     write_json(outputs["provenance"], provenance(config, runs, workflow_dir))
-    write_text(outputs["in_progress"], progress_markdown(list(in_progress)))
+    write_text(outputs["in_progress"],
+               progress_markdown(list(in_progress), list(ensembles_waiting)))
 
 
 # The results tables the README shows, each between a pair of markers
@@ -596,9 +598,13 @@ NO_ROWS = "(none)"
 
 
 def table_rows(markdown: str) -> str:
-    """A Markdown file's table lines, or NO_ROWS."""
-    rows = [line for line in markdown.splitlines() if line.startswith("|")]
-    return "\n".join(rows) if rows else NO_ROWS
+    """A Markdown file's table lines and then its list items (a blank line between), or
+    NO_ROWS."""
+    lines = markdown.splitlines()
+    rows = [line for line in lines if line.startswith("|")]
+    items = [line for line in lines if line.startswith("- ")]
+    blocks = ["\n".join(block) for block in (rows, items) if block]
+    return "\n\n".join(blocks) if blocks else NO_ROWS
 
 
 def _readme_block(readme: str, name: str) -> tuple[int, int]:

@@ -116,15 +116,36 @@ def all_runs(filename, split=None, cell=None, finished=False):
 
 
 def ensemble_files(finished=False):
-    """Every ensemble's eval file; with `finished`, those whose members have all finished."""
+    """Every ensemble's eval file; with `finished`, those whose members have all finished
+    with their models (an ensemble waiting for a retrain is not finished)."""
     return [
         f"results/ensembles/{split}/{method}/{cell}/{label}.json"
         for split, method, cell, label, seeds in ensembles(config)
-        if not finished
-        or all(
-            has_finished(split, method, cell, run_name(seed, label)) for seed in seeds
-        )
+        if not finished or not ensemble_waits_for(split, method, cell, label, seeds)
     ]
+
+
+def ensemble_waits_for(split, method, cell, label, seeds):
+    """The members of an ensemble that cannot be scored yet, each with why: not trained to
+    its end, or trained without a model kept (to be retrained)."""
+    waits = []
+    for seed in seeds:
+        run = run_name(seed, label)
+        if not has_finished(split, method, cell, run):
+            waits.append(f"{run} (not finished)")
+        elif not Path(f"{run_folder(split, method, cell, run)}/model.npz").exists():
+            waits.append(f"{run} (finished without its model: to retrain)")
+    return waits
+
+
+def ensembles_waiting():
+    """(ensemble, the members it waits for) of every configured ensemble not ready to score."""
+    waiting = []
+    for split, method, cell, label, seeds in ensembles(config):
+        members = ensemble_waits_for(split, method, cell, label, seeds)
+        if members:
+            waiting.append((f"{split}/{method}/{cell}/{label}", members))
+    return waiting
 
 
 def ensemble_members(wildcards, filename):

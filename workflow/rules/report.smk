@@ -1,4 +1,5 @@
-# With `table_runs: finished`, the table leaves out runs in progress (results/in_progress.md).
+# With `table_runs: finished`, the table leaves out runs in progress and ensembles whose
+# members have not all got their models (both listed in results/in_progress.md).
 FINISHED = config["table_runs"] == "finished"
 
 
@@ -50,5 +51,6 @@ rule aggregate:
     params:
         config=config,
         in_progress=runs_in_progress(),
+        ensembles_waiting=ensembles_waiting(),
     script:
         "../scripts/aggregate.py"

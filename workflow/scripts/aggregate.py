@@ -12,4 +12,5 @@ aggregate(snakemake.input.evals, snakemake.input.summaries, snakemake.input.curv
           dict(snakemake.output.items()), snakemake.params.config,
           workflow_dir=Path(snakemake.scriptdir).parents[1], lake=snakemake.input.lake,
           ensembles=snakemake.input.ensembles,
-          in_progress=snakemake.params.in_progress)
+          in_progress=snakemake.params.in_progress,
+          ensembles_waiting=snakemake.params.ensembles_waiting)
