@@ -645,6 +645,23 @@ def _git(workdir, *args):
                     *args], check=True, capture_output=True)
 
 
+def _commit_first_checkpoint_and_clone(first, clone, message, **start):
+    """Run the pipeline in `first` until seed 0's first checkpoint, kill it, commit its
+    results with that checkpoint and clone the commit: a session ending mid-run. Returns the
+    checkpoint's record and the clone."""
+    process = _start_and_wait_for_a_checkpoint(first, **start)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    state = next((first / "results/state/finn/maml/5way1shot/seed0").glob("*.npz"))
+    record = json.loads(state.with_suffix(".json").read_text())
+    assert 0 < record["iteration"] < record["iterations"] == 150
+    _git(first, "init", "-q")
+    _git(first, "add", "results", "test-config.yaml")
+    _git(first, "commit", "-q", "-m", message)
+    subprocess.run(["git", "clone", "-q", str(first), str(clone)], check=True)
+    return record, clone
+
+
 def test_a_committed_checkpoint_resumes_in_a_fresh_clone(tmp_path, uninterrupted):
     """A run that outlives a session: stopped after its first checkpoint, results/ committed
     (the checkpoint with it), then a fresh clone's pipeline leaves it out of the table while in
@@ -654,18 +671,8 @@ def test_a_committed_checkpoint_resumes_in_a_fresh_clone(tmp_path, uninterrupted
     snakemake(first, "--cores", "1", "results/runs/finn/maml/5way1shot/seed1/eval.json",
               config=TWO_SEEDS)
     (first / "test-config.yaml").write_text(yaml.safe_dump(TWO_SEEDS))
-    process = _start_and_wait_for_a_checkpoint(first, TWO_SEEDS)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=60)
-    state = next((first / "results/state/finn/maml/5way1shot/seed0").glob("*.npz"))
-    record = json.loads(state.with_suffix(".json").read_text())
-    assert 0 < record["iteration"] < record["iterations"] == 150
-    _git(first, "init", "-q")
-    _git(first, "add", "results", "test-config.yaml")
-    _git(first, "commit", "-q", "-m", "a run in progress")
-
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(first), str(clone)], check=True)
+    record, clone = _commit_first_checkpoint_and_clone(
+        first, tmp_path / "clone", "a run in progress", config=TWO_SEEDS)
     # in progress: a table of the finished seed only, and nothing finished is redone
     finished_only = ("results/table.md", "--config", "table_runs=finished")
     assert planned_jobs(clone, *finished_only) == {"aggregate": 1}
@@ -698,19 +705,9 @@ def test_a_retrain_of_a_finished_run_keeps_its_row_until_it_ends(tmp_path, unint
     (first / run / "model.npz").unlink()
     shutil.rmtree(first / "results/state")  # the November runs committed no checkpoint
     (first / "results/table.md").unlink()  # for the clone to make it
-    process = _start_and_wait_for_a_checkpoint(first, targets=[f"{run}/model.npz"])
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=60)
-    state = next((first / "results/state/finn/maml/5way1shot/seed0").glob("*.npz"))
-    record = json.loads(state.with_suffix(".json").read_text())
-    assert 0 < record["iteration"] < record["iterations"] == 150
-    assert (first / run / "train.json").exists()  # Snakemake keeps update() outputs
-    _git(first, "init", "-q")
-    _git(first, "add", "results", "test-config.yaml")
-    _git(first, "commit", "-q", "-m", "a retrain in progress")
-
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(first), str(clone)], check=True)
+    record, clone = _commit_first_checkpoint_and_clone(
+        first, tmp_path / "clone", "a retrain in progress", targets=[f"{run}/model.npz"])
+    assert (clone / run / "train.json").exists()  # Snakemake keeps update() outputs
     finished_only = ("results/table.md", "--config", "table_runs=finished")
     assert planned_jobs(clone, *finished_only) == {"aggregate": 1}
     snakemake(clone, "--cores", "1", *finished_only)
