@@ -696,8 +696,9 @@ def test_a_committed_checkpoint_resumes_in_a_fresh_clone(tmp_path, uninterrupted
 def test_a_retrain_of_a_finished_run_keeps_its_row_until_it_ends(tmp_path, uninterrupted):
     """A committed run without its model (as some November runs) is retrained over more than
     one session: with the retrain's checkpoint committed, a fresh clone's table keeps the run's
-    row, in_progress.md names it a retrain, and asking for the model resumes it to the curve
-    the run had."""
+    row (also after the retrain was interrupted there), in_progress.md names it a retrain,
+    asking for the model resumes it to the curve the run had, and the new model is then
+    evaluated."""
     first = tmp_path / "first"
     shutil.copytree(uninterrupted, first, symlinks=True,
                     ignore=shutil.ignore_patterns(".snakemake", "logs"))
@@ -714,9 +715,16 @@ def test_a_retrain_of_a_finished_run_keeps_its_row_until_it_ends(tmp_path, unint
     assert len(pd.read_csv(clone / "results/table.csv")) == 1  # the run keeps its row
     assert "finn/maml/5way1shot/seed0 (retrain) | " in (
         clone / "results/in_progress.md").read_text()
+    # the retrain interrupted here: Snakemake copies its update() outputs back with a new
+    # modification time, which must not make the run's evaluation look outdated
+    later = time.time() + 60
+    for name in ("train.json", "curve.csv"):
+        os.utime(clone / run / name, (later, later))
+    assert not {"train", "evaluate"} & planned_jobs(clone, *finished_only).keys()
     snakemake(clone, "--cores", "1", "resources/omniglot/omniglot28.npz",
               "resources/omniglot/splits/finn.json")
     snakemake(clone, "--cores", "1", f"{run}/model.npz")
     summary = json.loads((clone / run / "train.json").read_text())
     assert summary["resumed_from"] == record["iteration"] > 0
     pd.testing.assert_frame_equal(_curve(clone), _curve(uninterrupted))
+    assert planned_jobs(clone, f"{run}/eval.json") == {"evaluate": 1}  # the new model

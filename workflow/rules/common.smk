@@ -77,8 +77,8 @@ def settings_files(finished=False):
 
 
 def state_path(split, method, cell, run):
-    """A run's resume state: outside its outputs, which Snakemake deletes before a rerun, and
-    named by its identity. Committed while the run is in progress (see maml.progress).
+    """A run's resume state: outside its outputs (which a finished job replaces), and named by
+    its identity. Committed while the run is in progress (see maml.progress).
     """
     key = run_keys(split, method, cell, run)["train"]
     return f"results/state/{split}/{method}/{cell}/{run}/{key}.npz"
@@ -176,6 +176,32 @@ def data_input(pattern, made):
         if not made(**fields):
             return path
         return ancient(path) if Path(path).exists() else []
+
+    return given
+
+
+def training_result(filename):
+    """The input function for a run's training result `filename` (model.npz, train.json) in a
+    job that uses it, as `ancient` while a retrain of the finished run is in progress.
+
+    Snakemake (9.27, persistence.restore_output) copies an `update` output back after a failed
+    job with a new modification time: without this, an interrupted retrain would make the run's
+    committed evaluation look outdated, and the table of finished runs would retrain it first.
+    A retrain that runs to its end still re-evaluates: its job updates the file.
+    """
+
+    def given(wildcards):
+        split, method, cell, run = (
+            wildcards.split,
+            wildcards.method,
+            wildcards.cell,
+            wildcards.run,
+        )
+        path = f"{run_folder(split, method, cell, run)}/{filename}"
+        retraining = has_finished(split, method, cell, run) and in_progress(
+            state_path(split, method, cell, run)
+        )
+        return ancient(path) if retraining else path
 
     return given
 

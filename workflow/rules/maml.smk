@@ -63,8 +63,8 @@ rule train:
 
 rule evaluate:
     input:
-        model="results/runs/{split}/{method}/{cell}/{run}/model.npz",
-        summary="results/runs/{split}/{method}/{cell}/{run}/train.json",
+        model=training_result("model.npz"),
+        summary=training_result("train.json"),
         data=data_input(DATA, evaluate_made),
         split=data_input(SPLIT, evaluate_made),
         settings=settings_file("evaluate"),
