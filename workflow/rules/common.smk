@@ -191,16 +191,9 @@ def training_result(filename):
     """
 
     def given(wildcards):
-        split, method, cell, run = (
-            wildcards.split,
-            wildcards.method,
-            wildcards.cell,
-            wildcards.run,
-        )
-        path = f"{run_folder(split, method, cell, run)}/{filename}"
-        retraining = has_finished(split, method, cell, run) and in_progress(
-            state_path(split, method, cell, run)
-        )
+        run = (wildcards.split, wildcards.method, wildcards.cell, wildcards.run)
+        path = f"{run_folder(*run)}/{filename}"
+        retraining = has_finished(*run) and in_progress(state_path(*run))
         return ancient(path) if retraining else path
 
     return given
