@@ -473,6 +473,34 @@ def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
         for job in provenance["jobs"]]
 
 
+def _restored_later(folder, *names):
+    """Give `names` in `folder` a later modification time, as Snakemake does when it copies an
+    interrupted job's update() outputs back (9.27, persistence.restore_output)."""
+    later = time.time() + 60
+    for name in names:
+        os.utime(folder / name, (later, later))
+
+
+def _clone_with_a_job_done(workdir, clone, config):
+    """A fresh clone of `workdir` where Snakemake has since finished a job (the table): its
+    files keep their own times from then on (see settle_times), and no checksum of the runs'
+    inputs is recorded there to tell a file copied back from a new one."""
+    _fresh_clone(workdir, clone)
+    snakemake(clone, "--cores", "1", "results/table.md", "--forcerun", "aggregate",
+              config=config)
+    return clone
+
+
+def _checkpoint_in_progress(folder):
+    """Write a checkpoint record short of its end for the finished run in `folder`, as a
+    retrain in progress leaves; its name is the run's train key, as its settings file's."""
+    key = next(folder.glob("train-settings-*.json")).stem.removeprefix("train-settings-")
+    record = Path(str(folder).replace("results/runs", "results/state")) / f"{key}.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"iteration": 5, "iterations": 10, "segments": []}))
+    return record
+
+
 ENSEMBLE = {**SMALL, "extra_runs": {"three": {
     "cell": "5way1shot", "seeds": [0, 1, 2], "method": "maml++", "ensemble": True,
     "overrides": SMALL["overrides"]}}}
@@ -499,6 +527,15 @@ def test_an_ensemble_gets_a_labelled_row_beside_its_members(finished, tmp_path):
     assert "| 5way1shot | headline | maml++, three (laptop) | " in best
     assert f"| 5way1shot | ensemble of its seeds | maml++, three ensemble (laptop) | " \
            f"{ensemble.accuracy:.2f} (ensemble of 3 seeds) |" in best
+
+    # a retrain of a member interrupted in a clone leaves the ensemble alone
+    clone = _clone_with_a_job_done(workdir, tmp_path / "clone", ENSEMBLE)
+    member = clone / "results/runs/finn/maml++/5way1shot/three-seed1"
+    record = _checkpoint_in_progress(member)
+    _restored_later(member, "model.npz", "train.json", "curve.csv")
+    assert not {"train", "evaluate", "ensemble"} & planned_jobs(clone, config=ENSEMBLE).keys()
+    record.unlink()  # no retrain in progress: a newer model is a new model
+    assert {"evaluate", "ensemble"} <= planned_jobs(clone, config=ENSEMBLE).keys()
 
     # a member without its model (a finished run to retrain): the table of finished runs
     # leaves the ensemble out and names what it waits for, rather than training
@@ -545,6 +582,15 @@ def test_lake_split_models_are_scored_on_lakes_runs(finished, tmp_path):
     assert "Bayesian Program Learning | 3.3" in markdown and "A test set" in markdown
     main = pd.read_csv(workdir / "results" / "table.csv")
     assert ("20way1shot", "maml", "lake") in set(zip(main.cell, main.method, main.run))
+
+    # a retrain interrupted in a clone leaves the model's score on Lake's runs alone
+    clone = _clone_with_a_job_done(workdir, tmp_path / "clone", LAKE)
+    folder = clone / "results/runs/lake/maml/20way1shot/lake-seed0"
+    record = _checkpoint_in_progress(folder)
+    _restored_later(folder, "model.npz", "train.json", "curve.csv")
+    assert not {"train", "evaluate", "lake_runs"} & planned_jobs(clone, config=LAKE).keys()
+    record.unlink()  # no retrain in progress: a newer model is a new model
+    assert {"evaluate", "lake_runs"} <= planned_jobs(clone, config=LAKE).keys()
 
 
 def test_schema_fills_defaults(tmp_path):
@@ -715,11 +761,9 @@ def test_a_retrain_of_a_finished_run_keeps_its_row_until_it_ends(tmp_path, unint
     assert len(pd.read_csv(clone / "results/table.csv")) == 1  # the run keeps its row
     assert "finn/maml/5way1shot/seed0 (retrain) | " in (
         clone / "results/in_progress.md").read_text()
-    # the retrain interrupted here: Snakemake copies its update() outputs back with a new
-    # modification time, which must not make the run's evaluation look outdated
-    later = time.time() + 60
-    for name in ("train.json", "curve.csv"):
-        os.utime(clone / run / name, (later, later))
+    # the retrain interrupted here: its update() outputs copied back newer must not make the
+    # run's evaluation look outdated
+    _restored_later(clone / run, "train.json", "curve.csv")
     assert not {"train", "evaluate"} & planned_jobs(clone, *finished_only).keys()
     snakemake(clone, "--cores", "1", "resources/omniglot/omniglot28.npz",
               "resources/omniglot/splits/finn.json")

@@ -148,13 +148,25 @@ def ensembles_waiting():
     return waiting
 
 
-def ensemble_members(wildcards, filename):
-    """`filename` of each seed's run of the ensemble `wildcards.label`."""
-    seeds = extra_seeds(config["extra_runs"][wildcards.label])
-    return [
-        f"{run_folder(wildcards.split, wildcards.method, wildcards.cell, run_name(seed, wildcards.label))}/{filename}"
-        for seed in seeds
-    ]
+def ensemble_members(filename):
+    """The input function for `filename` (see training_file) of each seed's run of the
+    ensemble `wildcards.label`."""
+
+    def given(wildcards):
+        return [
+            training_file(
+                (
+                    wildcards.split,
+                    wildcards.method,
+                    wildcards.cell,
+                    run_name(seed, wildcards.label),
+                ),
+                filename,
+            )
+            for seed in extra_seeds(config["extra_runs"][wildcards.label])
+        ]
+
+    return given
 
 
 def data_input(pattern, made):
@@ -180,21 +192,31 @@ def data_input(pattern, made):
     return given
 
 
-def training_result(filename):
-    """The input function for a run's training result `filename` (model.npz, train.json) in a
-    job that uses it, as `ancient` while a retrain of the finished run is in progress.
+def training_file(run, filename):
+    """A run's training result `filename` (model.npz, train.json) as an input of a job that
+    uses it: `ancient` while a retrain of the finished run is in progress.
 
     Snakemake (9.27, persistence.restore_output) copies an `update` output back after a failed
-    job with a new modification time: without this, an interrupted retrain would make the run's
-    committed evaluation look outdated, and the table of finished runs would retrain it first.
-    A retrain that runs to its end still re-evaluates: its job updates the file.
+    job with a new modification time. Where no checksum it recorded tells the copy from a new
+    file (a clone; a model over --max-checksum-file-size), an interrupted retrain would then make
+    what the run's model made (its evaluation, its ensembles, its score on Lake's runs) look
+    outdated: the table of finished runs would redo them first (retraining a run without its
+    model). A retrain that runs to its end still redoes them: its job updates the file.
     """
+    path = f"{run_folder(*run)}/{filename}"
+    retraining = has_finished(*run) and in_progress(state_path(*run))
+    return ancient(path) if retraining else path
+
+
+def training_result(filename, cell=None):
+    """The input function for the training result `filename` (see training_file) of the job's
+    run; `cell` for a rule whose path fixes it."""
 
     def given(wildcards):
-        run = (wildcards.split, wildcards.method, wildcards.cell, wildcards.run)
-        path = f"{run_folder(*run)}/{filename}"
-        retraining = has_finished(*run) and in_progress(state_path(*run))
-        return ancient(path) if retraining else path
+        run_cell = cell or wildcards.cell
+        return training_file(
+            (wildcards.split, wildcards.method, run_cell, wildcards.run), filename
+        )
 
     return given
 

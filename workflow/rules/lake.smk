@@ -20,8 +20,8 @@ rule download_one_shot_runs:
 # A 20-way 1-shot model of Lake's protocol (a split of LAKE_SPLITS) on Lake's 20 runs.
 rule lake_runs:
     input:
-        model="results/runs/{split}/{method}/20way1shot/{run}/model.npz",
-        summary="results/runs/{split}/{method}/20way1shot/{run}/train.json",
+        model=training_result("model.npz", cell="20way1shot"),
+        summary=training_result("train.json", cell="20way1shot"),
         runs=data_input(RUNS_ARCHIVE, lake_runs_made),
     output:
         update("results/runs/{split}/{method}/20way1shot/{run}/lake_runs.json"),

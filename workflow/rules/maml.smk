@@ -91,8 +91,8 @@ rule evaluate:
 
 rule ensemble:
     input:
-        models=lambda wildcards: ensemble_members(wildcards, "model.npz"),
-        summaries=lambda wildcards: ensemble_members(wildcards, "train.json"),
+        models=ensemble_members("model.npz"),
+        summaries=ensemble_members("train.json"),
         data=data_input(DATA, ensemble_made),
         split=data_input(SPLIT, ensemble_made),
     output:
