@@ -481,24 +481,25 @@ def _restored_later(folder, *names):
         os.utime(folder / name, (later, later))
 
 
-def _clone_with_a_job_done(workdir, clone, config):
-    """A fresh clone of `workdir` where Snakemake has since finished a job (the table): its
-    files keep their own times from then on (see settle_times), and no checksum of the runs'
-    inputs is recorded there to tell a file copied back from a new one."""
+def _assert_an_interrupted_retrain_redoes_nothing(workdir, clone, config, run, rule):
+    """In a fresh clone of `workdir` where Snakemake has since finished a job (the table: its
+    files keep their own times from then on, see settle_times, and no checksum of the runs'
+    inputs is recorded there), the finished `run` as after an interrupted retrain: a checkpoint
+    record short of its end (named by the run's train key, as its settings file) and its
+    outputs copied back newer. Neither it nor its `rule` job (ensemble, lake_runs) is redone;
+    without the retrain in progress, the newer model is a new one and they are."""
     _fresh_clone(workdir, clone)
     snakemake(clone, "--cores", "1", "results/table.md", "--forcerun", "aggregate",
               config=config)
-    return clone
-
-
-def _checkpoint_in_progress(folder):
-    """Write a checkpoint record short of its end for the finished run in `folder`, as a
-    retrain in progress leaves; its name is the run's train key, as its settings file's."""
+    folder = clone / run
     key = next(folder.glob("train-settings-*.json")).stem.removeprefix("train-settings-")
-    record = Path(str(folder).replace("results/runs", "results/state")) / f"{key}.json"
+    record = clone / run.replace("results/runs", "results/state") / f"{key}.json"
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"iteration": 5, "iterations": 10, "segments": []}))
-    return record
+    _restored_later(folder, "model.npz", "train.json", "curve.csv")
+    assert not {"train", "evaluate", rule} & planned_jobs(clone, config=config).keys()
+    record.unlink()
+    assert {"evaluate", rule} <= planned_jobs(clone, config=config).keys()
 
 
 ENSEMBLE = {**SMALL, "extra_runs": {"three": {
@@ -529,13 +530,9 @@ def test_an_ensemble_gets_a_labelled_row_beside_its_members(finished, tmp_path):
            f"{ensemble.accuracy:.2f} (ensemble of 3 seeds) |" in best
 
     # a retrain of a member interrupted in a clone leaves the ensemble alone
-    clone = _clone_with_a_job_done(workdir, tmp_path / "clone", ENSEMBLE)
-    member = clone / "results/runs/finn/maml++/5way1shot/three-seed1"
-    record = _checkpoint_in_progress(member)
-    _restored_later(member, "model.npz", "train.json", "curve.csv")
-    assert not {"train", "evaluate", "ensemble"} & planned_jobs(clone, config=ENSEMBLE).keys()
-    record.unlink()  # no retrain in progress: a newer model is a new model
-    assert {"evaluate", "ensemble"} <= planned_jobs(clone, config=ENSEMBLE).keys()
+    _assert_an_interrupted_retrain_redoes_nothing(
+        workdir, tmp_path / "clone", ENSEMBLE, "results/runs/finn/maml++/5way1shot/three-seed1",
+        "ensemble")
 
     # a member without its model (a finished run to retrain): the table of finished runs
     # leaves the ensemble out and names what it waits for, rather than training
@@ -584,13 +581,9 @@ def test_lake_split_models_are_scored_on_lakes_runs(finished, tmp_path):
     assert ("20way1shot", "maml", "lake") in set(zip(main.cell, main.method, main.run))
 
     # a retrain interrupted in a clone leaves the model's score on Lake's runs alone
-    clone = _clone_with_a_job_done(workdir, tmp_path / "clone", LAKE)
-    folder = clone / "results/runs/lake/maml/20way1shot/lake-seed0"
-    record = _checkpoint_in_progress(folder)
-    _restored_later(folder, "model.npz", "train.json", "curve.csv")
-    assert not {"train", "evaluate", "lake_runs"} & planned_jobs(clone, config=LAKE).keys()
-    record.unlink()  # no retrain in progress: a newer model is a new model
-    assert {"evaluate", "lake_runs"} <= planned_jobs(clone, config=LAKE).keys()
+    _assert_an_interrupted_retrain_redoes_nothing(
+        workdir, tmp_path / "clone", LAKE, "results/runs/lake/maml/20way1shot/lake-seed0",
+        "lake_runs")
 
 
 def test_schema_fills_defaults(tmp_path):
