@@ -19,6 +19,7 @@ import yaml
 
 from conftest import MD5, REPO, SOURCE
 from maml import cpu
+from maml.progress import record_path, write_record
 from maml.settings import INDEPENDENT, METHODS, SPLITS
 
 # The small offline config (config/offline-small.yaml), its archives taken from the tests' source.
@@ -493,12 +494,11 @@ def _assert_an_interrupted_retrain_redoes_nothing(workdir, clone, config, run, r
               config=config)
     folder = clone / run
     key = next(folder.glob("train-settings-*.json")).stem.removeprefix("train-settings-")
-    record = clone / run.replace("results/runs", "results/state") / f"{key}.json"
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps({"iteration": 5, "iterations": 10, "segments": []}))
+    state = clone / run.replace("results/runs", "results/state") / f"{key}.npz"
+    write_record(state, iteration=5, iterations=10, segments=[])
     _restored_later(folder, "model.npz", "train.json", "curve.csv")
     assert not {"train", "evaluate", rule} & planned_jobs(clone, config=config).keys()
-    record.unlink()
+    record_path(state).unlink()
     assert {"evaluate", rule} <= planned_jobs(clone, config=config).keys()
 
 
