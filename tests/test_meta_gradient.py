@@ -30,6 +30,14 @@ VARIANTS = {
     "maml++, bn adapted": dict(method="maml++", inner_adapts=["conv", "bn", "fc"]),
     "anil": dict(method="maml", inner_adapts=["fc"]),  # the head alone adapts
     "meta-sgd": dict(method="maml", inner_rule="meta-sgd"),  # a learned rate per element
+    # the normalisations (settings.NORMS) beyond batch norm, with each kind of batch norm
+    "maml, meta": dict(method="maml", norm="meta"),  # queries with the support's statistics
+    "maml++, meta": dict(method="maml++", norm="meta"),
+    "maml, tasknorm-i": dict(method="maml", norm="tasknorm-i"),  # blend learned outside
+    "maml++, tasknorm-i": dict(method="maml++", norm="tasknorm-i"),
+    "paper-bn, tasknorm-i": dict(method="maml", bn_scale=False, inner_adapts=["conv", "fc"],
+                                 norm="tasknorm-i"),
+    "meta-sgd, instance": dict(method="maml", inner_rule="meta-sgd", norm="instance"),
 }
 MSL_WEIGHTS = [0.3, 0.7]
 

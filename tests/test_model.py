@@ -114,3 +114,57 @@ def test_conv_matrix_layout_round_trips():
     assert matrix.shape == (27, 8)
     assert matrix[(1 * 3 + 2) * 3 + 0, 5] == kernel[5, 0, 1, 2]  # row (kernel row, col, c_in)
     np.testing.assert_array_equal(conv_kernel(matrix), kernel)
+
+
+def reference_forward_tasknorm(params, x, context, kind):
+    """One task's logits with TaskNorm-I (or instance norm) written out in numpy after each of
+    Paddle's conv2d kernels, NCHW, as cambridge-mlg/cnaps's TaskNormI (biased variances):
+    the first `context` images are the context, whose moments every image blends with its
+    own, alpha = sigmoid(scale * context + offset)."""
+    h = x
+    for b in range(4):
+        kernel = paddle.to_tensor(conv_kernel(params[f"conv{b}.weight"].numpy()))
+        a = F.conv2d(h, kernel, stride=2, padding=1).numpy()
+        own_mean = a.mean(axis=(2, 3), keepdims=True)
+        own_var = a.var(axis=(2, 3), keepdims=True)
+        if kind == "instance":
+            mean, var = own_mean, own_var
+        else:
+            z = params[f"norm{b}.scale"].numpy()[0] * context + params[f"norm{b}.offset"].numpy()[0]
+            alpha = 1 / (1 + np.exp(-z))
+            ctx_mean = a[:context].mean(axis=(0, 2, 3), keepdims=True)
+            ctx_var = a[:context].var(axis=(0, 2, 3), keepdims=True)
+            mean = alpha * ctx_mean + (1 - alpha) * own_mean
+            var = (alpha * (ctx_var + (ctx_mean - mean) ** 2)
+                   + (1 - alpha) * (own_var + (own_mean - mean) ** 2))
+        w = params[f"bn{b}.weight"].numpy()[None, :, None, None]
+        bias = params[f"bn{b}.bias"].numpy()[None, :, None, None]
+        h = paddle.to_tensor(np.maximum(w * (a - mean) / np.sqrt(var + BN_EPS) + bias, 0))
+    return paddle.matmul(h.mean(axis=[2, 3]), params["fc.weight"]) + params["fc.bias"]
+
+
+def test_tasknorm_and_instance_norm_match_a_numpy_reference():
+    """TaskNorm-I with the support set (the first 4 images) as context, and instance norm,
+    against `reference_forward_tasknorm`; the images after the context do not change each
+    other's logits."""
+    rng = np.random.default_rng(5)
+    x = paddle.to_tensor(rng.random((2, 7, 1, 28, 28)))
+    for kind in ("tasknorm-i", "instance"):
+        tasks = []
+        for seed in (1, 2):
+            params = random_params(5, seed)
+            if kind == "tasknorm-i":
+                for b in range(4):
+                    params[f"norm{b}.scale"] = paddle.to_tensor(rng.normal(0, 0.5, 1))
+                    params[f"norm{b}.offset"] = paddle.to_tensor(rng.normal(0, 0.5, 1))
+            tasks.append(params)
+        stacked = {name: paddle.stack([t[name] for t in tasks]) for name in tasks[0]}
+        ours = forward(stacked, x, stats_images=4, norm=kind)
+        for t, params in enumerate(tasks):
+            np.testing.assert_allclose(
+                ours[t].numpy(), reference_forward_tasknorm(params, x[t], 4, kind).numpy(),
+                rtol=1e-9, atol=1e-9, err_msg=kind)
+        fewer = forward(stacked, x[:, :5], stats_images=4, norm=kind)
+        np.testing.assert_allclose(fewer.numpy(), ours[:, :5].numpy(), rtol=1e-10, atol=1e-12)
+    assert "norm0.scale" in init_params(5, norm="tasknorm-i")
+    assert "norm0.scale" not in init_params(5, norm="instance")

@@ -87,12 +87,14 @@ RULES = {
 
 @dataclasses.dataclass(frozen=True)
 class InnerLoop:
-    """What a method's inner loop does: its rule, and which layer kinds it adapts (all, as in
+    """What a method's inner loop does: its rule, which layer kinds it adapts (all, as in
     MAML; all but batch norm's, which the outer loop alone then learns, as in cbfinn/maml and
-    MAML++; the output layer alone, as in ANIL)."""
+    MAML++; the output layer alone, as in ANIL), and how the network it adapts normalises
+    (settings.NORMS), which decides how queries are classified after it."""
 
     rule: object
     adapts: tuple[str, ...] = LAYER_KINDS
+    norm: str = "batch"
 
     def adapted(self, names) -> list[str]:
         return [name for name in names if is_model_param(name)
@@ -110,10 +112,10 @@ class InnerLoop:
 
 def for_settings(settings: dict) -> InnerLoop:
     """The inner loop a run's settings ask for (`inner_rule` or `lslr`, `inner_adapts`,
-    `inner_lr`, `inner_steps`)."""
+    `inner_lr`, `inner_steps`, `norm`)."""
     rule = (LearnedRates(settings["inner_lr"], settings["inner_steps"]) if settings["lslr"]
             else RULES[settings["inner_rule"]](settings))
-    return InnerLoop(rule, tuple(settings["inner_adapts"]))
+    return InnerLoop(rule, tuple(settings["inner_adapts"]), settings.get("norm", "batch"))
 
 
 def _dtype(tensor: paddle.Tensor) -> str:

@@ -41,7 +41,7 @@ def init_meta_params(settings: dict, seed: int, **network) -> Params:
     size arguments (the tests use a small network)."""
     model = init_params(settings["n_way"], seed=seed, bn_scale=settings["bn_scale"],
                         bn_steps=settings["inner_steps"] if settings["per_step_bn"] else None,
-                        **network)
+                        norm=settings["norm"], **network)
     return inner.for_settings(settings).init_params(model)
 
 
@@ -63,7 +63,7 @@ def adaptation(params: Params, loop: InnerLoop, x: paddle.Tensor, y: paddle.Tens
     adapted = loop.adapted(fast)
     for step in range(steps):
         inputs = fast if graph == "second" else _leaves(fast)
-        loss = cross_entropy(forward(inputs, x, step), y).sum()
+        loss = cross_entropy(forward(inputs, x, step, norm=loop.norm), y).sum()
         grads = paddle.grad(loss, [inputs[n] for n in adapted], create_graph=graph == "second")
         with paddle.set_grad_enabled(graph is not None):
             fast = OrderedDict(fast)
@@ -101,7 +101,7 @@ def meta_loss(params: Params, loop: InnerLoop, support_x, support_y, query_x, qu
     for done, fast in enumerate(adaptation(params, loop, support_x, support_y, steps,
                                            "first" if first_order else "second")):
         if done and weights[done - 1]:
-            logits = forward(fast, query_x, done - 1)
+            logits = query_logits(fast, loop.norm, support_x, query_x, done - 1)
             loss = loss + weights[done - 1] * cross_entropy(logits, query_y).mean()
     return loss, accuracy(logits, query_y).mean()
 
@@ -145,7 +145,8 @@ def adaptation_accuracies(params: Params, loop: InnerLoop, support_x, support_y,
     accs = []
     for done, fast in enumerate(adaptation(params, loop, support_x, support_y, steps, None)):
         with paddle.no_grad():
-            accs.append(accuracy(forward(fast, query_x, max(done - 1, 0)), query_y).numpy())
+            logits = query_logits(fast, loop.norm, support_x, query_x, max(done - 1, 0))
+            accs.append(accuracy(logits, query_y).numpy())
     return np.stack(accs, axis=1)
 
 
@@ -156,20 +157,30 @@ def adapted_probabilities(params: Params, loop: InnerLoop, support_x, support_y,
     if queries not in QUERY_MODES:
         raise ValueError(f"queries: one of {QUERY_MODES}, got {queries!r}")
     *_, fast = adaptation(params, loop, support_x, support_y, steps, None)
-    step = max(steps - 1, 0)
     with paddle.no_grad():
-        if queries == "together":
-            logits = forward(fast, query_x, step)
-        elif queries == "support":
-            shots = support_x.shape[1]
-            both = paddle.concat([support_x, query_x], axis=1)
-            logits = forward(fast, both, step, stats_images=shots)[:, shots:]
-        else:
-            logits = _each_query_logits(fast, support_x, query_x, step)
+        logits = query_logits(fast, loop.norm, support_x, query_x, max(steps - 1, 0), queries)
         logits = logits.numpy().astype(np.float64)
     logits -= logits.max(axis=2, keepdims=True)
     probabilities = np.exp(logits)
     return probabilities / probabilities.sum(axis=2, keepdims=True)
+
+
+def query_logits(fast: Params, norm: str, support_x, query_x, step: int,
+                 queries: str = "together") -> paddle.Tensor:
+    """Logits [T, Q, n] of each task's queries after adaptation, normalised as the network
+    was trained (`norm`, settings.NORMS). A batch-norm network classifies them as `queries`
+    says (QUERY_MODES); every other kind classifies each query on its own by construction,
+    with the support set's statistics (and, for TaskNorm, its own moments), whatever
+    `queries` says."""
+    if norm == "batch" and queries == "together":
+        return forward(fast, query_x, step)
+    if norm == "batch" and queries == "each":
+        return _each_query_logits(fast, support_x, query_x, step)
+    if norm == "instance":
+        return forward(fast, query_x, step, norm=norm)
+    shots = support_x.shape[1]
+    both = paddle.concat([support_x, query_x], axis=1)
+    return forward(fast, both, step, stats_images=shots, norm=norm)[:, shots:]
 
 
 def _each_query_logits(fast: Params, support_x, query_x, step: int) -> paddle.Tensor:

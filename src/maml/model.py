@@ -27,7 +27,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from maml.settings import LAYER_KINDS
+from maml.settings import LAYER_KINDS, OUTER_KINDS
 
 Params = "OrderedDict[str, paddle.Tensor]"
 BN_EPS = 1e-5
@@ -35,7 +35,7 @@ BN_EPS = 1e-5
 
 def init_params(n_way: int, channels: int = 64, blocks: int = 4, in_channels: int = 1,
                 seed: int = 0, dtype: str = "float32", bn_scale: bool = True,
-                bn_steps: int | None = None) -> Params:
+                bn_steps: int | None = None, norm: str = "batch") -> Params:
     """Ordered, named parameters; conv and linear weights Glorot-uniform, as in cbfinn/maml.
 
     Drawn with numpy from `seed`, so the same seed gives the same network on any device. A
@@ -47,7 +47,9 @@ def init_params(n_way: int, channels: int = 64, blocks: int = 4, in_channels: in
 
     Batch norm has a bias (offset) and, with `bn_scale`, a weight (scale); cbfinn/maml's has
     no scale. With `bn_steps` (MAML++'s per-step batch norm) each is [bn_steps, C], one row
-    per inner step. Neither changes the random draws, so the convs start the same either way.
+    per inner step. With `norm` "tasknorm-i", each block has TaskNorm's blend parameters
+    `norm{b}.scale` and `norm{b}.offset` (one each, zero as in cambridge-mlg/cnaps: the blend
+    starts at one half). None of these changes the random draws, so the convs start the same.
     """
     rng = np.random.default_rng(seed)
 
@@ -64,6 +66,9 @@ def init_params(n_way: int, channels: int = 64, blocks: int = 4, in_channels: in
         if bn_scale:
             arrays[f"bn{b}.weight"] = np.ones(rows)
         arrays[f"bn{b}.bias"] = np.zeros(rows)
+        if norm == "tasknorm-i":
+            arrays[f"norm{b}.scale"] = np.zeros(1)
+            arrays[f"norm{b}.offset"] = np.zeros(1)
         cin = channels
     arrays["fc.weight"] = glorot((channels, n_way), channels, n_way)
     arrays["fc.bias"] = np.zeros(n_way)
@@ -92,8 +97,9 @@ def layer_kind(name: str) -> str:
 
 
 def is_model_param(name: str) -> bool:
-    """Whether a parameter name is the network's (conv, batch norm, linear), not a rule's."""
-    return layer_kind(name) in LAYER_KINDS
+    """Whether a parameter name is the network's (conv, batch norm, linear, TaskNorm's blend),
+    not a rule's."""
+    return layer_kind(name) in LAYER_KINDS + OUTER_KINDS
 
 
 def num_blocks(params: Params) -> int:
@@ -212,29 +218,151 @@ def bn_params(params: Params, block: int, step: int):
 
 
 def forward(params: Params, x: paddle.Tensor, step: int = 0,
-            stats_images: int | None = None) -> paddle.Tensor:
-    """Four blocks of conv(3x3, stride 2, pad 1, no bias) -> batch norm -> ReLU; mean over
+            stats_images: int | None = None, norm: str = "batch") -> paddle.Tensor:
+    """Four blocks of conv(3x3, stride 2, pad 1, no bias) -> normalisation -> ReLU; mean over
     space; linear.
 
     params: per-task weights (see `per_task`; names it does not know are ignored); x:
     [T, N, 1, H, W] images (data: no gradient with respect to them) -> logits [T, N, n_way].
-    `step` is the inner step, which picks the row of per-step batch-norm weights. Batch norm
-    takes its statistics from all N images of a task, or from its first `stats_images` (e.g.
-    the support set, so that the images after them are classified independently).
+    `step` is the inner step, which picks the row of per-step batch-norm weights. The
+    statistics (settings.NORMS): "batch" and "meta" take them from all N images of a task, or
+    from its first `stats_images` (e.g. the support set, so that the images after them are
+    classified independently); "tasknorm-i" blends those with each image's own moments;
+    "instance" uses each image's own alone.
     """
     num_tasks, n, channels, height, width = x.shape
     pixels = x.reshape([num_tasks * n, channels, height * width]).transpose([0, 2, 1])
-    h, size = conv_batch_norm_of_images(pixels, (height, width), params["conv0.weight"],
-                                        *bn_params(params, 0, step), stats_images)
+    by_batch = norm in ("batch", "meta")
+    if by_batch:
+        h, size = conv_batch_norm_of_images(pixels, (height, width), params["conv0.weight"],
+                                            *bn_params(params, 0, step), stats_images)
+    else:
+        h, size = conv_moment_norm_of_images(pixels, (height, width), params["conv0.weight"],
+                                             *bn_params(params, 0, step),
+                                             blend(params, 0, n, stats_images), n, stats_images)
     h = F.relu(h)
     for b in range(1, num_blocks(params)):
         h = h.reshape([num_tasks * n, size[0] * size[1], -1])
         h, size = conv3x3_stride2(h, size, params[f"conv{b}.weight"])
-        rows = None if stats_images is None else stats_images * size[0] * size[1]
-        h = F.relu(batch_norm(h, *bn_params(params, b, step), rows))
+        if by_batch:
+            rows = None if stats_images is None else stats_images * size[0] * size[1]
+            h = batch_norm(h, *bn_params(params, b, step), rows)
+        else:
+            h = moment_norm(h, n, *bn_params(params, b, step),
+                            blend(params, b, n, stats_images), stats_images)
+        h = F.relu(h)
     features = row_mean(h.reshape([num_tasks * n, size[0] * size[1], -1]))
     logits = paddle.matmul(features.reshape([num_tasks, n, -1]), params["fc.weight"])
     return logits + spread(params["fc.bias"].unsqueeze(1), n)
+
+
+def blend(params: Params, block: int, images: int,
+          context_images: int | None) -> paddle.Tensor | None:
+    """TaskNorm's alpha for a block, [T, 1]: sigmoid(scale * |context| + offset), the context
+    being the support set (a task's first `context_images`, or all its `images`); None for a
+    network without TaskNorm's parameters (instance norm). Written as 1 / (1 + exp(-z)), from
+    ops whose second derivatives Paddle computes."""
+    scale = params.get(f"norm{block}.scale")
+    if scale is None:
+        return None
+    size = images if context_images is None else context_images
+    return 1.0 / (1.0 + paddle.exp(-(scale * size + params[f"norm{block}.offset"])))
+
+
+def moment_norm(x: paddle.Tensor, images: int, weight: paddle.Tensor | None,
+                bias: paddle.Tensor, alpha: paddle.Tensor | None,
+                context_images: int | None = None) -> paddle.Tensor:
+    """Each image's activations normalised with its own moments over space (instance norm),
+    or, with alpha [T, 1], with TaskNorm-I's blend of those and the context's (the first
+    `context_images` of each task, or all; `_blend`). x [T, N * P, C] (N images of P
+    positions)."""
+    num_tasks, m, channels = x.shape
+    positions = m // images
+    per_image = x.reshape([num_tasks * images, positions, channels])
+    mean, variance = _moments(per_image)  # [T * N, 1, C]
+    if alpha is not None:
+        rows = None if context_images is None else context_images * positions
+        mean, variance = _blend(mean, variance, *_moments(_first(x, rows)), alpha, images)
+    scale, shift = _scale_shift(mean, variance, weight, bias, images)
+    out = per_image * spread(scale, positions) + spread(shift, positions)
+    return out.reshape([num_tasks, m, channels])
+
+
+def conv_moment_norm_of_images(pixels: paddle.Tensor, size: tuple[int, int],
+                               weight: paddle.Tensor, bn_weight: paddle.Tensor | None,
+                               bn_bias: paddle.Tensor, alpha: paddle.Tensor | None,
+                               images: int, context_images: int | None = None):
+    """The first block's conv and `moment_norm` as one matrix product per image, as
+    `conv_batch_norm_of_images` does for batch norm: the conv output's moments come from the
+    constant patches' mean and covariance (its mean mean(P) W, its variance diag(W^T C W)),
+    and each image's normalised output is P (W * scale) + shift."""
+    patches, out_size = patches3x3_stride2(pixels, size, weight.shape[0])
+    num_tasks, m, k = patches.shape
+    positions = m // images
+    per_image = patches.reshape([num_tasks * images, positions, k])
+    weights = weight.unsqueeze(1).expand([num_tasks, images, k, weight.shape[2]]).reshape(
+        [num_tasks * images, k, weight.shape[2]])
+    mean, variance = _conv_moments(per_image, weights)
+    if alpha is not None:
+        rows = None if context_images is None else context_images * positions
+        mean, variance = _blend(mean, variance, *_conv_moments(_first(patches, rows), weight),
+                                alpha, images)
+    scale, shift = _scale_shift(mean, variance, bn_weight, bn_bias, images)
+    folded = paddle.concat([weights * spread(scale, k), shift], axis=1)
+    with_ones = paddle.concat(
+        [per_image, _ones(positions, 1, weight).expand([num_tasks * images, positions, 1])],
+        axis=2)
+    return paddle.matmul(with_ones, folded).reshape([num_tasks, m, -1]), out_size
+
+
+def _blend(mean, variance, context_mean, context_variance, alpha, images):
+    """TaskNorm-I's moments (Bronskill et al. 2020, eq. 5; cambridge-mlg/cnaps `TaskNormI`,
+    with biased variances as this network's batch norm): mu = a mu_context + (1 - a) mu_image,
+    var = a (var_context + (mu_context - mu)^2) + (1 - a) (var_image + (mu_image - mu)^2).
+    mean, variance: each image's, [T * N, 1, C]; the context's [T, 1, C]; alpha [T, 1]."""
+    num_tasks, _, channels = context_mean.shape
+    context_mean, context_variance = spread(context_mean, images), spread(context_variance, images)
+    own_mean = mean.reshape([num_tasks, images, channels])
+    own_variance = variance.reshape([num_tasks, images, channels])
+    a = paddle.matmul(paddle.matmul(_ones(images, 1, mean), alpha.unsqueeze(2)),
+                      _ones(1, channels, mean))  # [T, N, C]
+    pooled = a * context_mean + (1 - a) * own_mean
+    context_gap, own_gap = context_mean - pooled, own_mean - pooled
+    pooled_variance = (a * (context_variance + context_gap * context_gap)
+                       + (1 - a) * (own_variance + own_gap * own_gap))
+    return (pooled.reshape([num_tasks * images, 1, channels]),
+            pooled_variance.reshape([num_tasks * images, 1, channels]))
+
+
+def _scale_shift(mean, variance, weight, bias, images):
+    """Each image's normalisation as x * scale + shift: [T * N, 1, C] each."""
+    scale = paddle.rsqrt(variance + BN_EPS)
+    if weight is not None:
+        scale = scale * _per_image(weight, images)
+    return scale, _per_image(bias, images) - mean * scale
+
+
+def _moments(x: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor]:
+    """Mean and biased variance over M of x [B, M, C]: two [B, 1, C]."""
+    mean = row_mean(x)
+    centred = x - spread(mean, x.shape[1])
+    return mean, row_mean(centred * centred)
+
+
+def _conv_moments(patches: paddle.Tensor, weight: paddle.Tensor):
+    """`_moments` of patches [B, M, k] @ weight [B, k, C], from the patches' mean and
+    covariance."""
+    mean = row_mean(patches)
+    centred = patches - spread(mean, patches.shape[1])
+    covariance = paddle.matmul(centred, centred, transpose_x=True) / patches.shape[1]
+    variance = paddle.matmul(_ones(1, patches.shape[2], weight),
+                             paddle.matmul(covariance, weight) * weight)
+    return paddle.matmul(mean, weight), variance
+
+
+def _per_image(row: paddle.Tensor, images: int) -> paddle.Tensor:
+    """A task's [T, C] row for each of its images: [T * images, 1, C]."""
+    return spread(row.unsqueeze(1), images).reshape([-1, 1, row.shape[-1]])
 
 
 def cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:

@@ -31,6 +31,7 @@ DEFAULTS = {
     # the others the outer loop alone learns
     "inner_rule": "sgd",  # the inner update (INNER_RULES); MAML++'s `lslr` is its own switch
     "bn_scale": True,  # batch norm has a learned scale (cbfinn/maml's has an offset only)
+    "norm": "batch",  # whose statistics normalise each image (NORMS)
     "lslr": False,  # MAML++: learned inner rate per parameter tensor and step
     "per_step_bn": False,  # MAML++: batch-norm weight and bias per inner step
     "multi_step_loss": False,  # MAML++: query loss after every step, annealed weights
@@ -59,6 +60,19 @@ DEFAULTS = {
 DRAWERS = 20  # drawings of each Omniglot character
 # The network's layer kinds, the prefixes of its parameter names (maml.model).
 LAYER_KINDS = ("conv", "bn", "fc")
+# Parameters of the network that only the outer loop learns, whatever `inner_adapts` says:
+# TaskNorm's blend of support and instance moments (maml.model).
+OUTER_KINDS = ("norm",)
+# How the network normalises an image's activations, in training and at test alike:
+# "batch" with the statistics of the batch it is given (the paper's and cbfinn/maml's: the
+# query set is normalised by its own statistics, so a query's answer depends on the others);
+# "meta" MetaBN (Bronskill et al. 2020): a query with the support set's statistics at the same
+# inner step; "tasknorm-i" TaskNorm-I (ibid., section 3): the support set's moments blended
+# with the image's own, alpha = sigmoid(scale * |support| + offset) per layer, learned by the
+# outer loop; "instance" each image's own moments alone. All but "batch" classify every query
+# independently of the other queries.
+NORMS = ("batch", "meta", "tasknorm-i", "instance")
+TRANSDUCTIVE_NORMS = ("batch",)
 # The inner update rules beyond MAML++'s `lslr`, by name (maml.inner.RULES, a test ties them).
 INNER_RULES = ("sgd", "meta-sgd")
 # Where a task's classes come from (TASK_ALPHABETS): any alphabets of the part, or one alphabet
@@ -307,6 +321,9 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
             or not set(adapts) <= set(LAYER_KINDS)):
         raise SettingsError(f"inner_adapts: one or more of {list(LAYER_KINDS)}, each once, "
                             f"got {adapts!r}")
+    if settings["norm"] not in NORMS:
+        raise SettingsError(f"norm: unknown normalisation {settings['norm']!r}; choose one of "
+                            f"{list(NORMS)}")
     if settings["inner_rule"] not in INNER_RULES:
         raise SettingsError(f"inner_rule: unknown rule {settings['inner_rule']!r}; choose one "
                             f"of {list(INNER_RULES)}")
