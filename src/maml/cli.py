@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from maml.settings import (DEFAULTS, INDEPENDENT, METHODS, QUERY_MODES, SPLITS, SettingsError,
+                           parse_cell,
                            read_yaml, resolve)
 
 RESOURCES = Path("resources/omniglot")
@@ -168,12 +169,17 @@ def cmd_evaluate(args) -> None:
     if settings["n_way"] != model.n_way:
         raise DataError(f"{args.model}: its output layer has {model.n_way} units but its "
                         f"train.json says n_way = {settings['n_way']}")
+    tested_on = None
+    if args.cell:
+        n_way, k_shot = parse_cell(args.cell)
+        tested_on = (n_way, k_shot, settings["test_k_query"])
     result = evaluate(args.model, args.data, _split_path(args, settings), settings,
-                      args.num_tasks, args.test_seed, part=args.part, query_modes=args.queries)
+                      args.num_tasks, args.test_seed, part=args.part, query_modes=args.queries,
+                      tested_on=tested_on)
     out = args.out or Path(args.model).parent / ("eval.json" if args.part == "test"
                                                  else f"eval_{args.part}.json")
     write_json(out, result)
-    print(f"{settings['n_way']}-way {settings['k_shot']}-shot, {args.part} part: "
+    print(f"trained on {result['trained_on']}, tested on {result['tested_on']}, {args.part} part: "
           f"{100 * result['accuracy']:.2f} +/- {100 * result['ci95']:.2f} % "
           f"({result['num_tasks']} tasks, queries together)")
     for mode, numbers in result["query_modes"].items():
@@ -326,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--part", choices=("test", "val"), default="test",
                              help="the split's part whose characters the tasks use (val: to "
                              "choose a setting; default test)")
+    eval_parser.add_argument("--cell", help="test on another cell than the model's own, e.g. "
+                             "20way5shot: the same ways with other shots, or fewer ways (the "
+                             "first units of its output layer); queries per class: "
+                             "--test_k_query, default the model's")
     eval_parser.add_argument("--queries", nargs="+", choices=QUERY_MODES, default=[INDEPENDENT],
                              help="also classify each query on its own, so (together: "
                              "batch-norm statistics over all queries, the paper's protocol; "

@@ -9,11 +9,12 @@ import numpy as np
 from tqdm import tqdm
 
 from maml import cpu, inner
+from maml.cells import head_for, tested_settings, trained_and_tested
 from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.files import load_arrays
 from maml.inner import InnerLoop
-from maml.meta import adaptation_accuracies, adapted_probabilities, as_tensors, task_groups
+from maml.meta import adapted_probabilities, as_tensors, evaluation_accuracies, task_groups
 from maml.model import Params, arrays_to_params
 from maml.settings import (INDEPENDENT, QUERY_MODES, SettingsError, check_num_tasks,
                            with_defaults)
@@ -28,14 +29,24 @@ def confidence_interval(values: np.ndarray, axis: int = 0) -> np.ndarray:
 def per_task_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler,
                         tasks: TaskIndices, steps: int, progress: bool = False) -> np.ndarray:
     """Query accuracy after 0..steps inner steps for each task: [num_tasks, steps + 1]."""
+    return task_accuracies(params, loop, sampler, tasks, steps, progress)[0]
+
+
+def task_accuracies(params: Params, loop: InnerLoop, sampler: TaskSampler, tasks: TaskIndices,
+                    steps: int, progress: bool = False, modes=()) -> tuple[np.ndarray, dict]:
+    """`per_task_accuracies`, and from the same adaptations each task's accuracy after the
+    last step with the queries classified as each of `modes` says: {mode: [num_tasks]}."""
     images = sampler.n_way * (sampler.k_shot + sampler.k_query)
-    rows = []
+    rows, by_mode = [], {mode: [] for mode in modes}
     with tqdm(total=len(tasks), desc="evaluate", unit="task", disable=not progress) as bar:
         for group in task_groups(len(tasks), images):
             batch = as_tensors(sampler.build(tasks[group]))
-            rows.append(adaptation_accuracies(params, loop, *batch, steps))
+            per_step, final = evaluation_accuracies(params, loop, *batch, steps, modes)
+            rows.append(per_step)
+            for mode in modes:
+                by_mode[mode].append(final[mode])
             bar.update(group.stop - group.start)
-    return np.concatenate(rows)
+    return np.concatenate(rows), {mode: np.concatenate(a) for mode, a in by_mode.items()}
 
 
 def mode_accuracies(members: list[Params], loop: InnerLoop, sampler: TaskSampler,
@@ -66,33 +77,35 @@ def _sampler(data_path, split_path, settings: dict, part: str = "test") -> TaskS
 
 def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int = 600,
              test_seed: int = 0, progress: bool = True, part: str = "test",
-             query_modes=(INDEPENDENT,)) -> dict:
+             query_modes=(INDEPENDENT,), tested_on: tuple[int, int, int] | None = None) -> dict:
     """Adapt to each of `num_tasks` fixed tasks of the split's `part` for 0..test_inner_steps
     steps, the queries classified together (the paper's protocol); and after the last step
-    with the queries classified as each of `query_modes` says."""
+    with the queries classified as each of `query_modes` says. `tested_on` (n_way, k_shot,
+    k_query): tasks of another cell than the model's own (maml.cells)."""
     check_num_tasks(num_tasks)
     for mode in query_modes:
         if mode not in QUERY_MODES:
             raise SettingsError(f"queries: one of {list(QUERY_MODES)}, got {mode!r}")
-    settings = with_defaults(settings)
+    trained = with_defaults(settings)
+    settings = tested_settings(trained, *tested_on) if tested_on else trained
     use_device(settings["device"])
-    params = arrays_to_params(load_arrays(model_path))
+    params = head_for(arrays_to_params(load_arrays(model_path)), settings["n_way"])
     sampler = _sampler(data_path, split_path, settings, part)
     steps, lr = settings["test_inner_steps"], settings["inner_lr"]
     clock = time.perf_counter()
     loop, tasks = inner.for_settings(settings), sampler.fixed_tasks(test_seed, num_tasks)
-    per_task = per_task_accuracies(params, loop, sampler, tasks, steps, progress)
+    per_task, by_mode = task_accuracies(params, loop, sampler, tasks, steps, progress,
+                                        query_modes)
     means, intervals = per_task.mean(axis=0), confidence_interval(per_task)
-    modes = {}
-    for mode in query_modes:
-        accuracies = mode_accuracies([params], loop, sampler, tasks, steps, mode, progress)
-        modes[mode] = {"accuracy": float(accuracies.mean()),
-                       "ci95": float(confidence_interval(accuracies)),
-                       "task_accuracy": [float(a) for a in accuracies]}
+    modes = {mode: {"accuracy": float(accuracies.mean()),
+                    "ci95": float(confidence_interval(accuracies)),
+                    "task_accuracy": [float(a) for a in accuracies]}
+             for mode, accuracies in by_mode.items()}
     return {
         "part": part, "n_way": settings["n_way"], "k_shot": settings["k_shot"],
         "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
         "method": settings["method"], "inner_steps": steps, "inner_lr": lr,
+        "norm": settings["norm"], **trained_and_tested(trained, settings),
         "tasks": sampler.describe(),
         "accuracy": float(means[-1]), "ci95": float(intervals[-1]),
         "per_step_accuracy": [float(a) for a in means],
@@ -106,23 +119,30 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
 
 
 def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_tasks: int = 600,
-                      test_seed: int = 0, progress: bool = True) -> dict:
+                      test_seed: int = 0, progress: bool = True,
+                      tested_on: tuple[int, int, int] | None = None,
+                      queries: str = "together") -> dict:
     """Models of one configuration (e.g. its seeds) as one ensemble on the fixed test tasks:
     each adapts on its own, their query class probabilities are averaged, and the average's
-    most probable class is the answer (MAML++'s published numbers are such ensembles)."""
+    most probable class is the answer (MAML++'s published numbers are such ensembles). The
+    members classify the queries as `queries` says (a network normalised otherwise than by
+    batch norm classifies each on its own whatever it says); `tested_on` as `evaluate`'s."""
     check_num_tasks(num_tasks)
-    settings = with_defaults(settings)
+    trained = with_defaults(settings)
+    settings = tested_settings(trained, *tested_on) if tested_on else trained
     use_device(settings["device"])
-    members = [arrays_to_params(load_arrays(path)) for path in model_paths]
+    members = [head_for(arrays_to_params(load_arrays(path)), settings["n_way"])
+               for path in model_paths]
     loop, steps = inner.for_settings(settings), settings["test_inner_steps"]
     sampler = _sampler(data_path, split_path, settings)
     clock = time.perf_counter()
     per_task = mode_accuracies(members, loop, sampler, sampler.fixed_tasks(test_seed, num_tasks),
-                               steps, "together", progress, desc="ensemble")
+                               steps, queries, progress, desc="ensemble")
     return {
         "n_way": settings["n_way"], "k_shot": settings["k_shot"],
         "k_query": settings["test_k_query"], "num_tasks": num_tasks, "test_seed": test_seed,
-        "method": settings["method"], "inner_steps": steps,
+        "method": settings["method"], "inner_steps": steps, "norm": settings["norm"],
+        **trained_and_tested(trained, settings), "queries": queries,
         "members": [str(p) for p in model_paths],
         "accuracy": float(per_task.mean()), "ci95": float(confidence_interval(per_task)),
         "task_accuracy": [float(a) for a in per_task],

@@ -142,12 +142,28 @@ def adaptation_accuracies(params: Params, loop: InnerLoop, support_x, support_y,
                           query_y, steps: int) -> np.ndarray:
     """Query accuracy of each task after 0, 1, ..., `steps` inner steps: [T, steps + 1]
     (no meta-graph)."""
-    accs = []
+    return evaluation_accuracies(params, loop, support_x, support_y, query_x, query_y,
+                                 steps)[0]
+
+
+def evaluation_accuracies(params: Params, loop: InnerLoop, support_x, support_y, query_x,
+                          query_y, steps: int, modes=()) -> tuple[np.ndarray, dict]:
+    """`adaptation_accuracies`, and from the same adaptation each task's accuracy after the
+    last step with the queries classified as each of `modes` says (QUERY_MODES): {mode: [T]}
+    (float64, as `adapted_probabilities`' answers would score)."""
+    accs, final = [], {}
+    labels = query_y.numpy()
     for done, fast in enumerate(adaptation(params, loop, support_x, support_y, steps, None)):
         with paddle.no_grad():
-            logits = query_logits(fast, loop.norm, support_x, query_x, max(done - 1, 0))
+            step = max(done - 1, 0)
+            logits = query_logits(fast, loop.norm, support_x, query_x, step)
             accs.append(accuracy(logits, query_y).numpy())
-    return np.stack(accs, axis=1)
+            if done == steps:
+                for mode in modes:
+                    answers = query_logits(fast, loop.norm, support_x, query_x, step,
+                                           mode).numpy().argmax(axis=2)
+                    final[mode] = (answers == labels).mean(axis=1)
+    return np.stack(accs, axis=1), final
 
 
 def adapted_probabilities(params: Params, loop: InnerLoop, support_x, support_y, query_x,

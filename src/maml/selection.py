@@ -1,0 +1,139 @@
+"""Which model serves each cell best, chosen on validation from every trained model that can
+serve it (maml.cells): the candidates, the matrix of their validation accuracies, the choice.
+
+The rule (config.yaml, `selection`): for each cell of the config and each query mode (the
+queries together, the paper's protocol; each query on its own), every candidate run's seeds
+are evaluated on `selection.tasks` fixed tasks drawn from the split's validation characters;
+the configuration (an extra run: its seeds together) with the highest mean accuracy over its
+seeds wins, a tie going to the fewer training CPU-hours per model. The test tasks choose
+nothing: the chosen configuration is then evaluated on the cell's test tasks like every row.
+Knows nothing of Paddle.
+"""
+
+from __future__ import annotations
+
+import math
+
+from maml.files import read_json
+from maml.settings import (INDEPENDENT, SettingsError, cell_name, extra_method, extra_seeds,
+                           extra_split, parse_cell, run_name, run_settings)
+
+# The query modes a choice is made for: the paper's protocol, and each query on its own.
+MODES = ("together", INDEPENDENT)
+MODE_NAMES = {"together": "queries together", INDEPENDENT: "each query on its own"}
+# A cross-cell result's folder within its model's run folder, e.g. on-20way5shot.
+ON_CELL = "on-{cell}"
+
+
+def candidates(config: dict) -> list[tuple[str, str, str, str, str]]:
+    """(label, split, method, trained cell, run) of every seed of every candidate extra run
+    (`selection.candidates`), each on the config's split."""
+    rows = []
+    for label in config["selection"]["candidates"]:
+        extra = config.get("extra_runs", {}).get(label)
+        if extra is None:
+            raise SettingsError(f"selection: candidate {label!r} is not an extra run of the "
+                                "config")
+        if extra_split(config, extra) != config["split"]:
+            raise SettingsError(f"selection: candidate {label!r} is trained on split "
+                                f"{extra_split(config, extra)!r}, not the config's "
+                                f"{config['split']!r}, whose cells it would be chosen for")
+        rows += [(label, config["split"], extra_method(extra), extra["cell"],
+                  run_name(seed, label)) for seed in extra_seeds(extra)]
+    return rows
+
+
+def served_cells(config: dict, trained_cell: str) -> list[str]:
+    """The config's cells a model trained on `trained_cell` can serve: as many ways or fewer."""
+    ways = parse_cell(trained_cell)[0]
+    return [cell for cell in config["cells"] if parse_cell(cell)[0] <= ways]
+
+
+def cell_queries(config: dict, cell: str) -> int:
+    """Queries per class of `cell`'s test tasks: those of its grid runs, which every row of
+    the cell shares (so that a model from another cell meets the same tasks)."""
+    method = config.get("methods", ["maml"])[0]
+    return run_settings(config, method, cell, run_name(config["seeds"][0]))["test_k_query"]
+
+
+def tested_on(config: dict, cell: str) -> tuple[int, int, int]:
+    """(n_way, k_shot, k_query) of `cell`'s tasks."""
+    return (*parse_cell(cell), cell_queries(config, cell))
+
+
+def validation_jobs(config: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """(label, split, method, trained cell, run, tested cell) of every validation evaluation
+    the selection needs."""
+    return [(*candidate, cell) for candidate in candidates(config)
+            for cell in served_cells(config, candidate[3])]
+
+
+def result_path(split: str, method: str, trained: str, run: str, tested: str,
+                name: str) -> str:
+    """Where a model's result on a cell is: its own eval.json on its own test tasks, else
+    `name` in its run folder's on-<cell>/ (val.json on validation, eval.json on test)."""
+    folder = f"results/runs/{split}/{method}/{trained}/{run}"
+    if tested == trained and name == "eval.json":
+        return f"{folder}/eval.json"
+    return f"{folder}/{ON_CELL.format(cell=tested)}/{name}"
+
+
+def matrix(config: dict, read=read_json, cpu_hours=None) -> list[dict]:
+    """One row per candidate configuration and cell it serves: its validation accuracy (mean
+    over seeds, each seed's 95% interval over tasks averaged) in each mode. `cpu_hours`:
+    label -> training CPU-hours per model."""
+    rows = {}
+    for label, split, method, trained, run, tested in validation_jobs(config):
+        result = read(result_path(split, method, trained, run, tested, "val.json"))
+        if result.get("part") != "val":
+            raise SettingsError(f"selection: {result_path(split, method, trained, run, tested, 'val.json')} "
+                                f"is not an evaluation on validation tasks")
+        row = rows.setdefault((label, tested), {
+            "label": label, "method": method, "trained_on": trained, "tested_on": tested,
+            "runs": [], "cpu_hours": (cpu_hours or {}).get(label, math.nan),
+            **{mode: [] for mode in MODES}, **{f"{mode}_ci95": [] for mode in MODES}})
+        row["runs"].append(run)
+        for mode in MODES:
+            numbers = result if mode == "together" else result["query_modes"][mode]
+            row[mode].append(100 * numbers["accuracy"])
+            row[f"{mode}_ci95"].append(100 * numbers["ci95"])
+    return list(rows.values())
+
+
+def choose(rows: list[dict], cells) -> dict:
+    """{cell: {mode: label}}: the highest mean validation accuracy, ties to fewer CPU-hours."""
+    chosen = {}
+    for cell in cells:
+        serving = [row for row in rows if row["tested_on"] == cell]
+        if not serving:
+            continue
+        chosen[cell] = {mode: max(serving, key=lambda row: (_mean(row[mode]),
+                                                               -row["cpu_hours"]))["label"]
+                        for mode in MODES}
+    return chosen
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values)
+
+
+def markdown(rows: list[dict], chosen: dict, cells) -> str:
+    """The matrix per tested cell, the chosen configuration of each mode in bold."""
+    lines = ["| tested on | trained on | configuration (method) | seeds | train CPU-hours per "
+             "model | validation: queries together | validation: each query on its own |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for cell in cells:
+        for row in sorted((r for r in rows if r["tested_on"] == cell),
+                          key=lambda r: -_mean(r["together"])):
+            numbers = []
+            for mode in MODES:
+                text = f"{_mean(row[mode]):.2f} ± {_mean(row[f'{mode}_ci95']):.2f}"
+                numbers.append(f"**{text}**" if chosen[cell][mode] == row["label"] else text)
+            lines.append(f"| {cell} | {row['trained_on']} | {row['label']} ({row['method']}) | "
+                         f"{len(row['runs'])} | {row['cpu_hours']:.2f} | " + " | ".join(numbers)
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
+def cell_of(n_way: int, k_shot: int) -> str:
+    return cell_name(n_way, k_shot)
