@@ -14,6 +14,13 @@ sys.path.insert(0, f"{workflow.basedir}/src")
 from maml.data import ARCHIVES, data_config
 from maml.files import DATA_FILES, read_json, settle_times
 from maml.progress import in_progress
+from maml.selection import (
+    candidates,
+    chosen_elsewhere,
+    result_path,
+    tested_on,
+    validation_jobs,
+)
 from maml.settings import (
     CELL_PATTERN,
     LABEL_PATTERN,
@@ -62,6 +69,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/maml.smk"
 include: "workflow/rules/lake.smk"
+include: "workflow/rules/selection.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -74,3 +82,4 @@ rule all:
         lake_runs_files(),
         ensemble_files(),
         settings_files(),
+        rules.selection.output if SELECTING else [],

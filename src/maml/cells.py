@@ -19,7 +19,7 @@ from maml.settings import SettingsError, cell_name, validate
 HEAD = ("fc.weight", "fc.bias")
 
 
-def tested_settings(settings: dict, n_way: int, k_shot: int, k_query: int) -> dict:
+def serving_settings(settings: dict, n_way: int, k_shot: int, k_query: int) -> dict:
     """A model's settings (its training run's) for testing on n-way k-shot tasks with
     `k_query` queries per class; its inner loop and test steps stay its own."""
     trained = settings["n_way"]

@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from maml import cpu, inner
-from maml.cells import head_for, tested_settings, trained_and_tested
+from maml.cells import head_for, serving_settings, trained_and_tested
 from maml.data import load_omniglot, load_split
 from maml.device import use_device
 from maml.files import load_arrays
@@ -87,7 +87,7 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
         if mode not in QUERY_MODES:
             raise SettingsError(f"queries: one of {list(QUERY_MODES)}, got {mode!r}")
     trained = with_defaults(settings)
-    settings = tested_settings(trained, *tested_on) if tested_on else trained
+    settings = serving_settings(trained, *tested_on) if tested_on else trained
     use_device(settings["device"])
     params = head_for(arrays_to_params(load_arrays(model_path)), settings["n_way"])
     sampler = _sampler(data_path, split_path, settings, part)
@@ -129,7 +129,7 @@ def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_ta
     batch norm classifies each on its own whatever it says); `tested_on` as `evaluate`'s."""
     check_num_tasks(num_tasks)
     trained = with_defaults(settings)
-    settings = tested_settings(trained, *tested_on) if tested_on else trained
+    settings = serving_settings(trained, *tested_on) if tested_on else trained
     use_device(settings["device"])
     members = [head_for(arrays_to_params(load_arrays(path)), settings["n_way"])
                for path in model_paths]

@@ -30,6 +30,16 @@ def write_record(state_path, iteration: int, iterations: int, segments: list[dic
                {"iteration": iteration, "iterations": iterations, "segments": segments})
 
 
+def train_cpu_seconds(summary: dict, threads: int = 1) -> float:
+    """A run's training CPU time (its train.json): its segments' process CPU time where it
+    has them (which other processes on the machine inflate less than wall time), else wall
+    time x threads."""
+    segments = summary.get("segments")
+    if segments:
+        return sum(segment["cpu_s"] for segment in segments)
+    return summary["wall_time_s"] * threads
+
+
 def read_record(state_path) -> dict | None:
     """The record beside a checkpoint, or None if there is none."""
     path = record_path(state_path)

@@ -25,7 +25,8 @@ from scipy import stats  # noqa: E402
 from maml import cpu, lake  # noqa: E402
 from maml.files import (FileFormatError, atomic_write, read_json, write_json,  # noqa: E402
                         write_text)
-from maml.progress import progress_markdown  # noqa: E402
+from maml.progress import progress_markdown, train_cpu_seconds  # noqa: E402
+from maml.selection import MODES  # noqa: E402
 from maml.settings import (GRID, INDEPENDENT, cell_name, method_settings,  # noqa: E402
                            parse_cell, parse_run, presets, with_defaults)
 from maml.settings import ensembles as configured_ensembles  # noqa: E402
@@ -51,10 +52,17 @@ def _cell(result: dict) -> str:
     return cell_name(result["n_way"], result["k_shot"])
 
 
+def _run_folder(path) -> Path:
+    """The run folder of a result: its own folder, or for a result on another cell
+    (maml.selection, <run>/on-<cell>/) the one above."""
+    folder = Path(path).parent
+    return folder.parent if folder.name.startswith("on-") else folder
+
+
 def _run_label(path) -> str:
     """'grid' for the config's methods x cells x seeds, else the extra run's name (from its
     folder)."""
-    return parse_run(Path(path).parent.name)[0] or GRID
+    return parse_run(_run_folder(path).name)[0] or GRID
 
 
 def _method(settings: dict) -> str:
@@ -70,24 +78,17 @@ def t_interval(values) -> float:
     return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def _train_cpu_seconds(summary: dict, threads: int) -> float:
-    """A run's training CPU time: its segments' process CPU time where it has them (which
-    other processes on the machine inflate less than wall time), else wall time x threads."""
-    segments = summary.get("segments")
-    if segments:
-        return sum(segment["cpu_s"] for segment in segments)
-    return summary["wall_time_s"] * threads
-
-
 def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
     """One row per trained model: its cell, method, run, seed, test accuracy and budget
-    (training CPU-hours, see `_train_cpu_seconds`)."""
+    (training CPU-hours, see `maml.progress.train_cpu_seconds`)."""
     rows = []
     for eval_path, summary_path in zip(evals, summaries):
         result, summary = read_json(eval_path), read_json(summary_path)
         rows.append({
             "cell": _cell(result), "method": _method(summary["settings"]),
             "run": _run_label(eval_path),
+            # the cell the model was trained on (maml.cells: a model may serve another)
+            "trained_on": result.get("trained_on", _cell(result)),
             "preset": summary["settings"].get("preset"),
             "split": summary["settings"].get("split"), "n_way": result["n_way"],
             "k_shot": result["k_shot"],
@@ -97,7 +98,7 @@ def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
             "independent": 100 * result.get("query_modes", {}).get(
                 INDEPENDENT, {}).get("accuracy", float("nan")),
             "iterations": summary["iterations"], "train_minutes": summary["wall_time_s"] / 60,
-            "train_cpu_hours": _train_cpu_seconds(summary, threads) / 3600,
+            "train_cpu_hours": train_cpu_seconds(summary, threads) / 3600,
             "eval_minutes": result.get("wall_time_s", float("nan")) / 60,
             # where each part of the training ran (runs trained before segments were kept: [])
             "segments": summary.get("segments", []),
@@ -114,11 +115,13 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for (cell, method, run), group in runs.groupby(["cell", "method", "run"], sort=False):
+        # (a run's label names its trained cell: one group is one trained and tested cell)
         acc = group["accuracy"].to_numpy()
         spread = t_interval(acc)
         paper = PAPER.get(cell, (float("nan"), float("nan")))
         rows.append({
             "cell": cell, "method": method, "run": run, "preset": group["preset"].iloc[0],
+            "trained_on": group["trained_on"].iloc[0],
             "split": group["split"].iloc[0], "seeds": len(acc), "ensemble": False,
             "accuracy": acc.mean(), "ci95_seeds": spread,
             "independent": group["independent"].mean(),  # over the seeds that have it
@@ -147,12 +150,17 @@ def in_cell_order(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def ensemble_rows(ensemble_files, table: pd.DataFrame) -> pd.DataFrame:
-    """One labelled row per ensemble (results/ensembles/<split>/<method>/<cell>/<run>.json),
-    beside its members' row of `table`: its accuracy, its members' iterations and cost."""
+    """One labelled row per ensemble (results/ensembles/<split>/<method>/<cell>/<run>.json, or
+    .../<cell>/<run>/on-<tested cell>.json on another cell), beside its members' row of
+    `table`: its accuracy, its members' iterations and cost."""
     rows = []
     for path in ensemble_files:
         result, path = read_json(path), Path(path)
-        split, method, cell, run = path.parts[-4], path.parts[-3], path.parts[-2], path.stem
+        if path.stem.startswith("on-"):
+            split, method, run = path.parts[-5], path.parts[-4], path.parts[-2]
+        else:
+            split, method, run = path.parts[-4], path.parts[-3], path.stem
+        cell = _cell(result)
         members = table[(table["cell"] == cell) & (table["method"] == method)
                         & (table["run"] == run) & (table["split"] == split)].iloc[0]
         rows.append({**members.to_dict(), "run": f"{run} ensemble", "ensemble": True,
@@ -192,6 +200,7 @@ MARKDOWN_COLUMNS = (
     ("method", lambda row, split: row.method),
     ("run (preset)", lambda row, split: f"{row.run} ({row.preset}"
      f"{'' if row.split == split else f'; {row.split} split'})"),
+    ("trained on", lambda row, split: row.trained_on),
     ("this code (mean ± 95% t interval over seeds)",
      lambda row, split: _accuracy_over_seeds(row)),
     ("per seed (± 95% over test tasks)", lambda row, split: row.per_seed),
@@ -234,7 +243,9 @@ BEST_COLUMNS = (
     ("cell", lambda row: row.cell),
     ("row", lambda row: row.role),
     ("method, run (preset)", lambda row: f"{row.method}, {row.run} ({row.preset})"),
+    ("trained on", lambda row: row.trained_on),
     ("test accuracy (± 95% t interval over seeds)", _accuracy_over_seeds),
+    ("each query on its own", lambda row: _independent(row)),
     ("iterations", lambda row: f"{row.iterations}"),
     ("train CPU-hours per model", _budget),
     ("paper (MAML)", lambda row: f"{_published(PAPER, row):.1f}"),
@@ -254,35 +265,52 @@ def _full_paper_protocol(row) -> bool:
         "iterations"]
 
 
-def _cell_rows(group: pd.DataFrame, headlines) -> list[tuple[str, pd.Series]]:
+def _cell_rows(group: pd.DataFrame, headlines, chosen: dict) -> list[tuple[str, pd.Series]]:
     """(role, row) pairs of one cell: see `best_per_cell`."""
     singles = group[~group["ensemble"].astype(bool)]
-    is_headline = [(row.method, row.cell, row.run) in headlines for row in singles.itertuples()]
-    if not any(is_headline):
-        return [(HIGHEST, singles.loc[singles["accuracy"].idxmax()])]
-    head = singles[is_headline].iloc[0]
-    same = singles[(singles["method"] == head.method) & (singles["preset"] == head.preset)]
-    return ([(HEADLINE, head)]
-            + [("ensemble of its seeds", row) for _, row in
-               group[group["run"] == f"{head.run} ensemble"].iterrows()]
-            + [("same configuration, longer", row) for _, row in
-               same[same["iterations"] > head.iterations].iterrows()]
-            + [("the paper's protocol to its end", row) for _, row in singles.iterrows()
+    own = singles[singles["trained_on"] == singles["cell"]]
+    is_own_headline = [(row.method, row.cell, row.run) in headlines for row in own.itertuples()]
+    if not any(is_own_headline):
+        return [(HIGHEST, own.loc[own["accuracy"].idxmax()])]
+    own_head = own[is_own_headline].iloc[0]
+
+    def run_rows(label):
+        return singles[singles["run"] == label]
+
+    together, alone = (chosen.get(mode) for mode in MODES)
+    head = run_rows(together).iloc[0] if together and len(run_rows(together)) else own_head
+    rows = [(HEADLINE + (" (chosen on validation)" if together else ""), head)]
+    rows += [("ensemble of its seeds", row) for _, row in
+             group[group["run"] == f"{head.run} ensemble"].iterrows()]
+    if head.run != own_head.run:
+        rows += [("the cell's own model", own_head)]
+        rows += [("ensemble of its seeds", row) for _, row in
+                 group[group["run"] == f"{own_head.run} ensemble"].iterrows()]
+    if alone and alone != head.run and len(run_rows(alone)):
+        rows += [("chosen on validation for each query on its own", run_rows(alone).iloc[0])]
+    same = own[(own["method"] == own_head.method) & (own["preset"] == own_head.preset)]
+    return (rows + [("same configuration, longer", row) for _, row in
+                    same[same["iterations"] > own_head.iterations].iterrows()]
+            + [("the paper's protocol to its end", row) for _, row in own.iterrows()
                if _full_paper_protocol(row)])
 
 
-def best_per_cell(table: pd.DataFrame, split: str, headlines=()) -> str:
+def best_per_cell(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
     """Per cell of `split` (the grid's; another split has other test characters): its
-    headline row, the run the config also tests as one ensemble of its seeds (`headlines`:
-    (method, cell, run) triples, see settings.ensembles), then that ensemble, the same method
-    and preset trained longer, and the paper's preset trained to its end; a cell without a
+    headline row, the configuration chosen on validation for the queries together (`chosen`:
+    {cell: {mode: run label}}, results/selection.json; without it, or where it names none,
+    the cell's own run that the config also tests as one ensemble of its seeds, `headlines`:
+    (method, cell, run) triples, see settings.ensembles) with its ensemble; where the chosen
+    model was trained on another cell, the cell's own headline run and its ensemble beside
+    it; the configuration chosen for each query on its own where it differs; the same method
+    and preset trained longer, and the paper's preset trained to its end. A cell without a
     headline run shows its highest single-model row (a report of what was reached, not a
     choice of setting). Each with its cost and the gaps left to the paper's MAML and to
     MAML++'s published numbers. Markdown."""
     rows = []
-    for _, group in table[table["split"] == split].groupby("cell", sort=False):
+    for cell, group in table[table["split"] == split].groupby("cell", sort=False):
         rows += [pd.concat([row, pd.Series({"role": role})])
-                 for role, row in _cell_rows(group, set(headlines))]
+                 for role, row in _cell_rows(group, set(headlines), (chosen or {}).get(cell, {}))]
     return _markdown(BEST_COLUMNS, rows)
 
 
@@ -296,8 +324,8 @@ def grid_comparison(runs: pd.DataFrame, split: str) -> str:
     """Per cell, the grid's methods at equal iterations (the README's per-cell paragraph): the
     leader; each other method's difference from it, the difference of the means over seeds
     with its 95% Welch t interval (scipy); and each one's training CPU time per iteration
-    (`_train_cpu_seconds`: process CPU time where recorded, which other jobs on the machine
-    inflate less than wall time)."""
+    (`maml.progress.train_cpu_seconds`: process CPU time where recorded, which other jobs
+    on the machine inflate less than wall time)."""
     grid = runs[(runs["run"] == GRID) & (runs["split"] == split)]
     lines = []
     for cell, group in in_cell_order(grid).groupby("cell", sort=False):
@@ -510,7 +538,7 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
                      "error_percent": result["error_percent"],
                      "independent_error_percent": independent.get("error_percent", np.nan),
                      "iterations": summary["iterations"],
-                     "train_cpu_hours": _train_cpu_seconds(summary, threads) / 3600})
+                     "train_cpu_hours": train_cpu_seconds(summary, threads) / 3600})
     models = pd.DataFrame(rows, columns=["split", "method", "run", "seed", "error_percent",
                                          "independent_error_percent", "iterations",
                                          "train_cpu_hours"])
@@ -560,13 +588,20 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
 
 
 def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir=".",
-              lake=(), in_progress=(), ensembles=(), ensembles_waiting=()) -> None:
+              lake=(), in_progress=(), ensembles=(), ensembles_waiting=(), selection=None,
+              chosen=()) -> None:
     """Write the table (md, csv, html), the figures, the table of Lake's one-shot runs,
     provenance.json and the list of runs in progress ((run folder, state path, retrain)) with
-    the ensembles still waiting for members' models ((ensemble, [runs]))."""
+    the ensembles still waiting for members' models ((ensemble, [runs])). `selection`: the
+    choice per cell (results/selection.json), whose models from other cells have their test
+    results in `chosen` (evaluations and ensembles, maml.selection)."""
     threads = config.get("threads", 1)
     runs = load_runs(evals, summaries, threads)
-    table = summarise(runs)
+    elsewhere = [path for path in chosen if Path(path).name == "eval.json"]
+    ensembles = [*ensembles, *(path for path in chosen if path not in elsewhere)]
+    table = summarise(pd.concat([runs, load_runs(
+        elsewhere, [_run_folder(path) / "train.json" for path in elsewhere], threads)],
+        ignore_index=True))
     if ensembles:
         table = in_cell_order(pd.concat([table, ensemble_rows(ensembles, table)],
                                         ignore_index=True))
@@ -575,7 +610,8 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
     write_text(outputs["markdown"], markdown_table(table, split))
     headlines = {(method, cell, label) for ensemble_split, method, cell, label, _ in
                  configured_ensembles(config) if ensemble_split == split}
-    write_text(outputs["best"], best_per_cell(table, split, headlines))
+    choice = read_json(selection)["chosen"] if selection else None
+    write_text(outputs["best"], best_per_cell(table, split, headlines, choice))
     write_text(outputs["comparison"], grid_comparison(runs, split))
     write_text(outputs["html"], "<h2>MAML on Omniglot: test accuracy (%)</h2>\n"
                + table.to_html(index=False, float_format=lambda x: f"{x:.2f}"))

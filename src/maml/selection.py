@@ -13,10 +13,12 @@ Knows nothing of Paddle.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from maml.files import read_json
-from maml.settings import (INDEPENDENT, SettingsError, cell_name, extra_method, extra_seeds,
-                           extra_split, parse_cell, run_name, run_settings)
+from maml.files import read_json, write_json, write_text
+from maml.progress import train_cpu_seconds
+from maml.settings import (INDEPENDENT, SettingsError, extra_method, extra_seeds, extra_split,
+                           parse_cell, run_name, run_settings)
 
 # The query modes a choice is made for: the paper's protocol, and each query on its own.
 MODES = ("together", INDEPENDENT)
@@ -135,5 +137,42 @@ def markdown(rows: list[dict], chosen: dict, cells) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cell_of(n_way: int, k_shot: int) -> str:
-    return cell_name(n_way, k_shot)
+def write_selection(config: dict, summaries, markdown_path, choices_path) -> dict:
+    """results/selection.md (the matrix) and selection.json (the choice per cell and mode,
+    with where each chosen configuration's test results are); `summaries`: the candidates'
+    train.json, for their CPU-hours."""
+    hours = {}
+    for label, *_, run in candidates(config):
+        path = next(p for p in summaries if Path(p).parent.name == run
+                    and Path(p).parent.parent.name == _trained_cell(config, label))
+        hours.setdefault(label, []).append(train_cpu_seconds(read_json(path)) / 3600)
+    rows = matrix(config, cpu_hours={label: _mean(h) for label, h in hours.items()})
+    chosen = choose(rows, config["cells"])
+    text = (f"# Which model serves each cell, on validation\n\n{RULE}\n\n"
+            + markdown(rows, chosen, config["cells"]))
+    write_text(markdown_path, text)
+    write_json(choices_path, {"tasks": config["selection"]["tasks"], "part": "val",
+                              "chosen": chosen})
+    return chosen
+
+
+def _trained_cell(config: dict, label: str) -> str:
+    return config["extra_runs"][label]["cell"]
+
+
+def chosen_elsewhere(config: dict, chosen: dict) -> list[tuple[str, str, str, str, str, str]]:
+    """(label, split, method, trained cell, run, tested cell) of each seed of every chosen
+    configuration trained on another cell than the one it was chosen for: the test
+    evaluations the choice adds."""
+    wanted = {(label, cell) for cell, modes in chosen.items() for label in modes.values()}
+    return [job for job in validation_jobs(config)
+            if (job[0], job[5]) in wanted and job[3] != job[5]]
+
+
+RULE = ("Every candidate model (config.yaml, `selection.candidates`) adapted on 600 fixed "
+        "tasks of each cell it can serve (its own number of ways or fewer), drawn from the "
+        "split's **validation** characters, scored with the queries together (the paper's "
+        "protocol) and with each query on its own (the support set's statistics). Per cell and "
+        "mode, the configuration with the highest mean over its seeds is chosen (in bold; a tie "
+        "goes to fewer training CPU-hours per model); each number is that mean, ± the mean of "
+        "its seeds' 95% intervals over tasks. The test tasks choose nothing.")

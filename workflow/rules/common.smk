@@ -5,6 +5,8 @@ ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
 DATA = DATA_FILES["data"]
 SPLIT = DATA_FILES["split"]
 RUNS_ARCHIVE = DATA_FILES["runs"]
+# Whether the config chooses a model per cell on validation (workflow/rules/selection.smk).
+SELECTING = bool(config["selection"]["candidates"])
 # A run's folder: its results and settings files.
 RUN_FOLDER = "results/runs/{split}/{method}/{cell}/{run}"
 
@@ -146,6 +148,21 @@ def ensembles_waiting():
         if members:
             waiting.append((f"{split}/{method}/{cell}/{label}", members))
     return waiting
+
+
+def ensemble_settings(wildcards):
+    """An ensemble's settings: its members differ in their seed only, so the first one's
+    serve them all."""
+    seed = extra_seeds(config["extra_runs"][wildcards.label])[0]
+    return identity(
+        run_settings(
+            config,
+            wildcards.method,
+            wildcards.cell,
+            run_name(seed, wildcards.label),
+            wildcards.split,
+        )
+    )
 
 
 def ensemble_members(filename):

@@ -109,19 +109,7 @@ rule ensemble:
         runtime=360,
         gpu=1 if ON_GPU else 0,
     params:
-        # the members differ in their seed only: the first one's settings serve them all
-        settings=lambda wildcards: identity(
-            run_settings(
-                config,
-                wildcards.method,
-                wildcards.cell,
-                run_name(
-                    extra_seeds(config["extra_runs"][wildcards.label])[0],
-                    wildcards.label,
-                ),
-                wildcards.split,
-            )
-        ),
+        settings=ensemble_settings,
         num_tasks=config["test_tasks"],
         test_seed=config["test_seed"],
     script:

@@ -11,6 +11,8 @@ rule aggregate:
         lake=lake_runs_files(finished=FINISHED),
         ensembles=ensemble_files(finished=FINISHED),
         settings=settings_files(finished=FINISHED),
+        selection=rules.selection.output.choices if SELECTING else [],
+        chosen=chosen_results if SELECTING else [],
     output:
         markdown="results/table.md",
         csv="results/table.csv",

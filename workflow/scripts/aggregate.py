@@ -13,4 +13,5 @@ aggregate(snakemake.input.evals, snakemake.input.summaries, snakemake.input.curv
           workflow_dir=Path(snakemake.scriptdir).parents[1], lake=snakemake.input.lake,
           ensembles=snakemake.input.ensembles,
           in_progress=snakemake.params.in_progress,
-          ensembles_waiting=snakemake.params.ensembles_waiting)
+          ensembles_waiting=snakemake.params.ensembles_waiting,
+          selection=snakemake.input.selection or None, chosen=snakemake.input.chosen)

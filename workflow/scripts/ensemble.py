@@ -1,4 +1,5 @@
-"""Snakemake glue for `maml.evaluate.evaluate_ensemble`."""
+"""Snakemake glue for `maml.evaluate.evaluate_ensemble` (on the members' own cell, or with
+`tested_on` on another)."""
 
 import sys
 
@@ -14,7 +15,9 @@ from maml.files import data_inputs, write_json  # noqa: E402
 from maml.settings import expand  # noqa: E402
 
 data, split = data_inputs(snakemake.input, "data", "split", wildcards=snakemake.wildcards)
+tested_on = snakemake.params.get("tested_on")
 result = evaluate_ensemble(snakemake.input.models, data, split,
                            expand(snakemake.params.settings), snakemake.params.num_tasks,
-                           snakemake.params.test_seed)
+                           snakemake.params.test_seed,
+                           tested_on=tuple(tested_on) if tested_on else None)
 write_json(snakemake.output[0], result)

@@ -1,0 +1,128 @@
+# The model for each cell, chosen on validation (maml.selection, config.yaml `selection`):
+# every candidate model on the validation tasks of every cell it serves, the matrix and the
+# choice, then the chosen configurations that were trained on another cell on that cell's
+# test tasks (and as one ensemble where their run has one).
+ON_CELL_FILE = "results/runs/{split}/{method}/{cell}/{run}/on-{tested}/{name}.json"
+# val.json: the selection's validation tasks; eval.json: the tested cell's test tasks.
+ON_CELL_PARTS = {"val": "val", "eval": "test"}
+
+
+def on_cell_made(split, method, cell, run, tested, name):
+    """Whether a model's result on another cell is there (with its model)."""
+    return train_made(split, method, cell, run) and Path(
+        ON_CELL_FILE.format(
+            split=split, method=method, cell=cell, run=run, tested=tested, name=name
+        )
+    ).exists()
+
+
+rule evaluate_on_cell:
+    input:
+        model=training_result("model.npz"),
+        summary=training_result("train.json"),
+        data=data_input(DATA, on_cell_made),
+        split=data_input(SPLIT, on_cell_made),
+    output:
+        update(ON_CELL_FILE),
+    log:
+        "logs/evaluate_on_cell/{split}/{method}/{cell}/{run}/on-{tested}/{name}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_on_cell/{split}/{method}/{cell}/{run}/on-{tested}/{name}.tsv"
+    wildcard_constraints:
+        tested=CELL_PATTERN,
+        name="|".join(ON_CELL_PARTS),
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=120,
+        gpu=1 if ON_GPU else 0,
+    params:
+        settings=lambda wildcards: identity(settings_for(wildcards)),
+        part=lambda wildcards: ON_CELL_PARTS[wildcards.name],
+        num_tasks=lambda wildcards: (
+            config["selection"]["tasks"]
+            if wildcards.name == "val"
+            else config["test_tasks"]
+        ),
+        test_seed=config["test_seed"],
+        tested_on=lambda wildcards: tested_on(config, wildcards.tested),
+    script:
+        "../scripts/evaluate_on_cell.py"
+
+
+checkpoint selection:
+    input:
+        evals=[
+            result_path(split, method, cell, run, tested, "val.json")
+            for _, split, method, cell, run, tested in validation_jobs(config)
+        ],
+        summaries=[
+            f"{run_folder(split, method, cell, run)}/train.json"
+            for _, split, method, cell, run in candidates(config)
+        ],
+    output:
+        markdown="results/selection.md",
+        choices="results/selection.json",
+    log:
+        "logs/selection.log",
+    conda:
+        ENV
+    localrule: True
+    params:
+        config=config,
+    script:
+        "../scripts/selection.py"
+
+
+def chosen_results(wildcards=None):
+    """The test results the selection's choice adds: each chosen configuration trained on
+    another cell, on that cell's test tasks, per seed and as one ensemble where its run
+    has one (read from the checkpoint's choice)."""
+    chosen = read_json(checkpoints.selection.get().output.choices)["chosen"]
+    files = []
+    for label, split, method, cell, run, tested in chosen_elsewhere(config, chosen):
+        files.append(result_path(split, method, cell, run, tested, "eval.json"))
+        if config["extra_runs"][label].get("ensemble"):
+            files.append(ensemble_on_cell_path(split, method, cell, label, tested))
+    return list(dict.fromkeys(files))
+
+
+def ensemble_on_cell_path(split, method, cell, label, tested):
+    return f"results/ensembles/{split}/{method}/{cell}/{label}/on-{tested}.json"
+
+
+def ensemble_on_cell_made(split, method, cell, label, tested):
+    """Whether an ensemble's result on another cell is there (with its members' models)."""
+    return ensemble_made(split, method, cell, label) and Path(
+        ensemble_on_cell_path(split, method, cell, label, tested)
+    ).exists()
+
+
+rule ensemble_on_cell:
+    input:
+        models=ensemble_members("model.npz"),
+        summaries=ensemble_members("train.json"),
+        data=data_input(DATA, ensemble_on_cell_made),
+        split=data_input(SPLIT, ensemble_on_cell_made),
+    output:
+        update("results/ensembles/{split}/{method}/{cell}/{label}/on-{tested}.json"),
+    log:
+        "logs/ensemble/{split}/{method}/{cell}/{label}/on-{tested}.log",
+    wildcard_constraints:
+        tested=CELL_PATTERN,
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=360,
+        gpu=1 if ON_GPU else 0,
+    params:
+        settings=ensemble_settings,
+        num_tasks=config["test_tasks"],
+        test_seed=config["test_seed"],
+        tested_on=lambda wildcards: tested_on(config, wildcards.tested),
+    script:
+        "../scripts/ensemble.py"
