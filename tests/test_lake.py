@@ -13,7 +13,7 @@ import pytest
 from conftest import SOURCE
 from maml import lake
 from maml.predict import adapt_and_predict, load_model
-from maml.settings import QUERY_MODES, resolve
+from maml.settings import QUERY_MODE_NAMES, QUERY_MODES, resolve
 from maml.train import train
 
 RUNS_ZIP = Path(SOURCE) / "all_runs.zip"
@@ -53,7 +53,8 @@ def test_the_cli_scores_a_model_of_lakes_protocol(lake_model, tmp_path):
     result = lake_runs("--model", lake_model, "--runs", RUNS_ZIP, "--out", tmp_path / "r.json")
     assert result.returncode == 0, result.stderr
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == [
-        f"Lake's 20 one-shot runs, queries {mode}" for mode in QUERY_MODES]
+        *(f"Lake's 20 one-shot runs, {QUERY_MODE_NAMES[mode]}" for mode in QUERY_MODES),
+        "written to " + str(tmp_path / "r.json").split(":")[0]]
     assert (tmp_path / "r.json").is_file()
 
 

@@ -149,7 +149,8 @@ def test_lint_is_clean(finished):
 
 
 def test_snakefmt_is_clean():
-    files = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    files = [REPO / "Snakefile", REPO / "workflow" / "Snakefile",
+             *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
     result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *map(str, files)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

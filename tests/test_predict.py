@@ -124,14 +124,23 @@ def test_a_support_csv_gives_the_same_predictions(model, archives, tmp_path):
     np.testing.assert_array_equal(from_folder[2], from_csv[2])
 
 
-def test_mismatched_n_way_is_refused_clearly(model, archives, tmp_path):
-    write_task(archives, tmp_path, 0)
-    for extra in list((tmp_path / "support").iterdir())[:2]:
-        for png in extra.iterdir():
-            png.unlink()
-        extra.rmdir()
-    with pytest.raises(DataError, match="trained for 5-way tasks .* has 3 classes"):
-        predict(model, tmp_path / "support", [tmp_path / "query"])
+def test_fewer_classes_take_the_first_units_and_more_are_refused(model, archives, tmp_path):
+    """A 5-way model serves a 3-class support set with the first three units of its head
+    (maml.cells); six classes need units it does not have."""
+    write_task(archives, tmp_path / "a", 0)
+    for extra in sorted((tmp_path / "a" / "support").iterdir())[3:]:
+        shutil.rmtree(extra)
+    classes, queries, probabilities = predict(model, tmp_path / "a" / "support",
+                                              [tmp_path / "a" / "query"])
+    assert len(classes) == 3 and probabilities.shape == (len(queries), 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    write_task(archives, tmp_path / "b", 5)
+    sixth = next((tmp_path / "b" / "support").iterdir())
+    shutil.copytree(sixth, tmp_path / "a" / "support" / "sixth")
+    for name in ("fourth", "fifth"):
+        shutil.copytree(sixth, tmp_path / "a" / "support" / name)
+    with pytest.raises(DataError, match="trained for 5-way tasks .* has 6 classes"):
+        predict(model, tmp_path / "a" / "support", [tmp_path / "a" / "query"])
 
 
 def test_bad_support_sets_are_refused(model, archives, tmp_path):

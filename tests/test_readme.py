@@ -12,7 +12,8 @@ import pytest
 
 from conftest import MD5, SHARED_COPY, SOURCE
 from maml.files import FileFormatError
-from maml.report import README_TABLES, readme_table, readme_with_results, table_rows
+from maml.report import (DOCUMENT_TABLES, README_TABLES, readme_table, readme_with_results,
+                         table_rows)
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- shipped-models-example -->"
@@ -25,12 +26,13 @@ def example_commands() -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
-@pytest.mark.parametrize("name", README_TABLES)
-def test_the_readme_copies_the_pipelines_tables_as_they_are(name):
-    """A number the README shows is the committed result's, not an older copy of it
-    (`python -m maml readme-tables` copies them after an aggregate)."""
-    readme = (REPO / "README.md").read_text()
-    assert readme_table(readme, name) == table_rows((REPO / "results" / name).read_text())
+@pytest.mark.parametrize("document, name", [(d, n) for d, names in DOCUMENT_TABLES.items()
+                                            for n in names])
+def test_the_documents_copy_the_pipelines_tables_as_they_are(document, name):
+    """A number the README or a docs page shows is the committed result's, not an older copy
+    of it (`python -m maml readme-tables` copies them after an aggregate)."""
+    text = (REPO / document).read_text()
+    assert readme_table(text, name) == table_rows((REPO / "results" / name).read_text())
 
 
 def test_the_readme_tables_are_replaced_whole_and_a_missing_block_is_named(tmp_path):

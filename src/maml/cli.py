@@ -11,15 +11,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from maml.settings import (DEFAULTS, INDEPENDENT, METHODS, QUERY_MODES, SPLITS, SettingsError,
-                           parse_cell,
-                           read_yaml, resolve)
+from maml.files import refuse_writing_inputs
+from maml.settings import (DEFAULTS, INDEPENDENT, METHODS, QUERY_MODE_NAMES, QUERY_MODES, SPLITS,
+                           SettingsError, parse_cell, read_yaml, resolve)
 
 RESOURCES = Path("resources/omniglot")
 DEFAULT_DATA = RESOURCES / "omniglot28.npz"
 # Where `train` writes without --out-dir: outside results/, whose runs are the pipeline's
 # (committed) and must not be overwritten by an experiment from the shell; git ignores it.
 DEFAULT_OUTPUT = Path("output/runs")
+# Where `evaluate` and `lake-runs` write without --out: never beside the model, whose folder
+# may hold a committed result of the same name.
+DEFAULT_RESULTS = Path("output/evaluations")
+
+
+def default_result_path(model, name: str) -> Path:
+    """output/evaluations/<the model's folder, relative to here where it can be>/<name>."""
+    folder = Path(model).resolve().parent
+    try:
+        relative = folder.relative_to(Path.cwd().resolve())
+    except ValueError:
+        relative = Path(*folder.parts[1:])
+    return DEFAULT_RESULTS / relative / name
 
 
 def _flag_settings(args) -> dict:
@@ -91,14 +104,18 @@ def _split_path(args, settings) -> Path:
 
 
 def cmd_fetch(args) -> None:
-    from maml.data import fetch_archive
+    from maml.data import fetch_archive, local_archive
 
+    refuse_writing_inputs({"--out": args.out}, {"--source": local_archive(args.source,
+                                                                          args.name)})
     fetch_archive(args.name, args.source, args.md5, args.out)
 
 
 def cmd_preprocess(args) -> None:
     from maml.data import preprocess, save_omniglot
 
+    refuse_writing_inputs({"--out": args.out}, {"--background": args.background,
+                                                "--evaluation": args.evaluation})
     data = preprocess({"images_background": args.background,
                        "images_evaluation": args.evaluation})
     save_omniglot(data, args.out)
@@ -107,17 +124,20 @@ def cmd_preprocess(args) -> None:
 def cmd_split(args) -> None:
     from maml.data import load_omniglot, make_split, save_split
 
+    refuse_writing_inputs({"--out": args.out}, {"--data": args.data})
     save_split(make_split(load_omniglot(args.data), args.name, args.seed), args.out)
 
 
 def cmd_prepare(args) -> None:
     """Fetch, preprocess and split in one go, for use without Snakemake."""
-    from maml.data import (ARCHIVES, OFFICIAL_MD5, fetch_archive, make_split,
+    from maml.data import (ARCHIVES, OFFICIAL_MD5, fetch_archive, local_archive, make_split,
                            preprocess, save_omniglot, save_split)
 
     md5 = dict(OFFICIAL_MD5)
     md5.update({name: value for name, value in zip(ARCHIVES, args.md5 or [])})
     out = Path(args.out_dir)
+    refuse_writing_inputs({f"--out-dir's {name}.zip": out / f"{name}.zip" for name in ARCHIVES},
+                          {"--source": [local_archive(args.source, name) for name in ARCHIVES]})
     archives = {name: fetch_archive(name, args.source, md5[name], out / f"{name}.zip")
                 for name in ARCHIVES}
     data = preprocess(archives)
@@ -132,8 +152,13 @@ def cmd_train(args) -> None:
     settings = _settings_from(args)
     out = Path(args.out_dir or DEFAULT_OUTPUT / settings["split"] / settings["method"] /
                f"{settings['n_way']}way{settings['k_shot']}shot" / f"seed{settings['seed']}")
-    summary = train(settings, args.data, _split_path(args, settings), out,
-                    state_path=args.state, resume=args.resume)
+    split_path = _split_path(args, settings)
+    refuse_writing_inputs(
+        {"--state": args.state, **{f"--out-dir's {name}": out / name
+                                   for name in ("model.npz", "curve.csv", "train.json")}},
+        {"--data": args.data, "--split-file": split_path, "--config": args.config})
+    summary = train(settings, args.data, split_path, out, state_path=args.state,
+                    resume=args.resume)
     print(f"best validation accuracy {summary['best_val_accuracy']:.4f}; model in {out}")
 
 
@@ -169,28 +194,43 @@ def cmd_evaluate(args) -> None:
     if settings["n_way"] != model.n_way:
         raise DataError(f"{args.model}: its output layer has {model.n_way} units but its "
                         f"train.json says n_way = {settings['n_way']}")
+    name = "eval.json" if args.part == "test" else f"eval_{args.part}.json"
+    if args.cell:
+        name = f"{Path(name).stem}_on-{args.cell}.json"
+    out = Path(args.out) if args.out else default_result_path(args.model, name)
+    split_path = _split_path(args, settings)
+    refuse_writing_inputs({"--out": out}, {"--model": args.model,
+                                           "the model's train.json": Path(args.model).parent
+                                           / "train.json",
+                                           "--data": args.data, "--split-file": split_path})
     tested_on = None
     if args.cell:
         n_way, k_shot = parse_cell(args.cell)
         tested_on = (n_way, k_shot, settings["test_k_query"])
-    result = evaluate(args.model, args.data, _split_path(args, settings), settings,
+    result = evaluate(args.model, args.data, split_path, settings,
                       args.num_tasks, args.test_seed, part=args.part, query_modes=args.queries,
                       tested_on=tested_on)
-    out = args.out or Path(args.model).parent / ("eval.json" if args.part == "test"
-                                                 else f"eval_{args.part}.json")
     write_json(out, result)
-    print(f"trained on {result['trained_on']}, tested on {result['tested_on']}, {args.part} part: "
+    print(f"trained on {result['trained_on']}, tested on {result['tested_on']}, "
+          f"{args.part} part: "
           f"{100 * result['accuracy']:.2f} +/- {100 * result['ci95']:.2f} % "
           f"({result['num_tasks']} tasks, queries together)")
     for mode, numbers in result["query_modes"].items():
-        print(f"  queries {mode}: {100 * numbers['accuracy']:.2f} +/- "
+        print(f"  {QUERY_MODE_NAMES[mode]}: {100 * numbers['accuracy']:.2f} +/- "
               f"{100 * numbers['ci95']:.2f} %")
+    print(f"written to {out}")
 
 
 def cmd_predict(args) -> None:
     from maml.files import write_text
-    from maml.predict import predict, predictions_csv
+    from maml.predict import predict, predictions_csv, query_images, support_set
 
+    if args.out:
+        source = Path(args.support)
+        refuse_writing_inputs({"--out": args.out}, {
+            "--model": args.model, "the model's train.json": Path(args.model).parent
+            / "train.json", "--support": [source, *support_set(source)[0]],
+            "--query": [*map(Path, args.query), *query_images(args.query)]})
     classes, queries, probabilities = predict(args.model, args.support, args.query,
                                               args.steps, args.inner_lr, args.queries)
     text = predictions_csv(classes, queries, probabilities)
@@ -206,13 +246,18 @@ def cmd_lake_runs(args) -> None:
     from maml.lake import check_lake_protocol, read_runs, score_model
     from maml.predict import load_model
 
+    out = Path(args.out) if args.out else default_result_path(args.model, "lake_runs.json")
+    refuse_writing_inputs({"--out": out}, {"--model": args.model, "--runs": args.runs,
+                                           "the model's train.json": Path(args.model).parent
+                                           / "train.json"})
     model = load_model(args.model)
     check_lake_protocol(model, args.model)
     result = score_model(model, read_runs(args.runs, args.md5), args.steps)
-    write_json(args.out or Path(args.model).parent / "lake_runs.json", result)
+    write_json(out, result)
     for mode, scored in result["query_modes"].items():
-        print(f"Lake's {scored['runs']} one-shot runs, queries {mode}: error "
+        print(f"Lake's {scored['runs']} one-shot runs, {QUERY_MODE_NAMES[mode]}: error "
               f"{scored['error_percent']:.2f}%")
+    print(f"written to {out}")
 
 
 def cmd_compare_curve(args) -> None:
@@ -256,22 +301,28 @@ def _machines_note(checkpoint, curve_path) -> str:
 
 
 def cmd_readme_tables(args) -> None:
-    """Copy the committed results tables into the README, in place of their older copies."""
+    """Copy the committed results tables into the README and the docs pages that show them
+    (report.DOCUMENT_TABLES), in place of their older copies."""
     from maml.files import FileFormatError, write_text
-    from maml.report import readme_with_results
+    from maml.report import DOCUMENT_TABLES, readme_with_results
 
-    readme = Path(args.readme)
-    if not readme.is_file():
-        raise FileFormatError(f"{readme}: no such file")
-    old = readme.read_text()
-    new = readme_with_results(old, args.results)
-    if args.check:
+    stale = []
+    for name, tables in DOCUMENT_TABLES.items():
+        document = Path(args.root) / name
+        if not document.is_file():
+            raise FileFormatError(f"{document}: no such file")
+        old = document.read_text()
+        new = readme_with_results(old, args.results, tables)
         if new != old:
-            raise SystemExit(f"{readme} shows older tables than {args.results}/: run "
-                             "python -m maml readme-tables")
-        return
-    write_text(readme, new)
-    print(f"{readme}: {'tables updated' if new != old else 'already up to date'}")
+            stale.append(document)
+            if not args.check:
+                write_text(document, new)
+        status = ("already up to date" if new == old
+                  else "older tables" if args.check else "tables updated")
+        print(f"{document}: {status}")
+    if args.check and stale:
+        raise SystemExit(f"{', '.join(map(str, stale))} show older tables than "
+                         f"{args.results}/: run python -m maml readme-tables")
 
 
 def cmd_check_yaml(args) -> None:
@@ -326,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--resume", action="store_true",
                               help="continue from the checkpoint if it exists")
     eval_parser.add_argument("--model", required=True, help="model.npz from train")
-    eval_parser.add_argument("--out", help="default: eval.json beside the model")
+    eval_parser.add_argument("--out", help=f"default: {DEFAULT_RESULTS}/<the model's folder>/"
+                             "eval.json (never beside the model, where a committed result may "
+                             "be)")
     eval_parser.add_argument("--num-tasks", type=int, default=600)
     eval_parser.add_argument("--test-seed", type=int, default=0)
     eval_parser.add_argument("--part", choices=("test", "val"), default="test",
@@ -361,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", required=True, help="all_runs.zip")
     p.add_argument("--md5", help="its md5 sum (default: the official file's)")
     p.add_argument("--steps", type=int, help="inner steps (default: the model's test steps)")
-    p.add_argument("--out", help="default: lake_runs.json beside the model")
+    p.add_argument("--out", help=f"default: {DEFAULT_RESULTS}/<the model's folder>/"
+                   "lake_runs.json")
     p.set_defaults(func=cmd_lake_runs)
 
     p = sub.add_parser("compare-curve", help="does a rerun's checkpoint repeat a committed "
@@ -371,9 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve", required=True, help="curve.csv of the committed run")
     p.set_defaults(func=cmd_compare_curve)
 
-    p = sub.add_parser("readme-tables", help="copy results/{table,best_per_cell,in_progress,"
-                       "lake_runs}.md into the README between their markers (after an aggregate)")
-    p.add_argument("--readme", default="README.md")
+    p = sub.add_parser("readme-tables", help="copy the results tables into README.md and "
+                       "docs/results.md between their markers (after an aggregate)")
+    p.add_argument("--root", default=".", help="the repository (default: here)")
     p.add_argument("--results", default="results")
     p.add_argument("--check", action="store_true", help="only say whether the copies are current")
     p.set_defaults(func=cmd_readme_tables)
@@ -395,13 +449,13 @@ def main(argv=None) -> int:
         args.source = OFFICIAL_SOURCE
     from maml.data import DataError
     from maml.device import DeviceError
-    from maml.files import FileFormatError
+    from maml.files import FileFormatError, OverwriteError
     from maml.settings import SettingsError
     from maml.progress import DivergenceError
 
     try:
         args.func(args)
-    except (DataError, DeviceError, DivergenceError, FileFormatError,
+    except (DataError, DeviceError, DivergenceError, FileFormatError, OverwriteError,
             SettingsError) as error:  # one clear line
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import cv2
 import numpy as np
 import pooch
 import requests
@@ -86,6 +85,12 @@ def _local_path(source: str) -> Path | None:
     if parsed.scheme in ("http", "https", "ftp"):
         return None
     return Path(source)
+
+
+def local_archive(source: str, name: str) -> Path | None:
+    """The file an archive is copied from, for a local source (None for a network one)."""
+    folder = _local_path(source)
+    return None if folder is None else folder / f"{name}.zip"
 
 
 def data_config(given: dict, repository: str | os.PathLike | None = None) -> dict:
@@ -160,6 +165,8 @@ def decode_image(encoded: bytes, name: str = "an image in the archive",
     """An encoded image (PNG, JPEG, BMP, ... of any size) as the network sees a drawing:
     grayscale, inverted (stroke = 1, background = 0), area-resized to size x size, in [0, 1].
     The one preprocessing of Omniglot's archives, Lake's one-shot runs and `predict`'s images."""
+    import cv2  # here: the workflow imports this module to parse, OpenCV only to run
+
     if not encoded:
         raise DataError(f"{name}: an empty file, not an image")
     buffer = np.frombuffer(encoded, np.uint8)

@@ -16,7 +16,8 @@ def use_device(device: str) -> str:
         if not paddle.is_compiled_with_cuda():
             raise DeviceError(
                 f"device {device!r} requested, but this Paddle build has no CUDA support; "
-                "install Paddle's CUDA wheel (README, section \"Running the paper's protocol\") "
+                "install Paddle's CUDA wheel (docs/pipeline.md, section \"Running the paper's "
+                "protocol on a GPU\") "
                 "or use device: cpu")
         if paddle.device.cuda.device_count() == 0:
             raise DeviceError(f"device {device!r} requested, but no GPU is visible")

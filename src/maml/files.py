@@ -15,6 +15,26 @@ from pathlib import Path
 import numpy as np
 
 
+class OverwriteError(RuntimeError):
+    """A command was asked to write to a path it reads; nothing was written."""
+
+
+def refuse_writing_inputs(outputs: dict, inputs: dict) -> None:
+    """No command writes to a path it reads: each of `outputs` ({what: path}) is compared,
+    resolved, with every path of `inputs` ({what: path or paths}); a match stops the command
+    before any work, naming both."""
+    read = {}
+    for what, paths in inputs.items():
+        for path in paths if isinstance(paths, (list, tuple)) else [paths]:
+            if path is not None:
+                read.setdefault(Path(path).resolve(), what)
+    for what, path in outputs.items():
+        if path is not None and Path(path).resolve() in read:
+            raise OverwriteError(f"{what} {path} is also what this command reads as "
+                                 f"{read[Path(path).resolve()]}: writing it would destroy it; "
+                                 "name another path (nothing was written)")
+
+
 class FileFormatError(RuntimeError):
     """A file this project wrote cannot be read back; the message names it and what to do."""
 

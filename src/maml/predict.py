@@ -23,6 +23,7 @@ import numpy as np
 import paddle
 
 from maml import inner
+from maml.cells import head_for
 from maml.data import DataError, check_dark_on_light, decode_image
 from maml.files import load_arrays, read_json
 from maml.meta import adapted_probabilities
@@ -141,18 +142,19 @@ def check_inner_lr(inner_lr: float | None) -> None:
 def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray,
                       query_x: np.ndarray, steps: int | None = None,
                       inner_lr: float | None = None, queries: str = INDEPENDENT) -> np.ndarray:
-    """Class probabilities [queries, n_way] after adapting to (support_x [N, 28, 28],
-    support_y [N] in 0..n_way-1). `steps` defaults to the model's test steps; `inner_lr`
+    """Class probabilities [queries, classes] after adapting to (support_x [N, 28, 28],
+    support_y [N] in 0..classes-1), `classes` at most the model's n_way (fewer: the first
+    units of its head, maml.cells). `steps` defaults to the model's test steps; `inner_lr`
     replaces a fixed inner rate (a method with learned rates keeps its own); `queries` is how
     the queries are classified (settings.QUERY_MODES)."""
     classes = len(np.unique(support_y))
-    if classes != model.n_way or support_y.max() != model.n_way - 1:
+    if classes > model.n_way or support_y.max() != classes - 1:
         raise DataError(
             f"the model was trained for {model.n_way}-way tasks (its output layer has "
             f"{model.n_way} units) but the support set has {classes} classes; MAML adapts a "
-            f"fixed {model.n_way}-unit output layer, so use a model trained with n_way = "
-            f"{classes}")
-    settings = dict(model.settings)
+            f"fixed output layer, so use a model trained with n_way = {classes} or more "
+            "(fewer classes take the first units of its head)")
+    settings = dict(model.settings, n_way=classes)
     steps = settings["test_inner_steps"] if steps is None else steps
     if inner_lr is not None:
         check_inner_lr(inner_lr)
@@ -167,8 +169,8 @@ def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray
         return paddle.to_tensor(x[None, :, None].astype(np.float32))
 
     sy = paddle.to_tensor(support_y[None].astype(np.int64))
-    return adapted_probabilities(model.params, inner.for_settings(settings), batch(support_x),
-                                 sy, batch(query_x), steps, queries)[0]
+    return adapted_probabilities(head_for(model.params, classes), inner.for_settings(settings),
+                                 batch(support_x), sy, batch(query_x), steps, queries)[0]
 
 
 def predict(model_path, support, queries, steps: int | None = None,

@@ -89,6 +89,7 @@ def load_runs(evals, summaries, threads: int = 1) -> pd.DataFrame:
             "run": _run_label(eval_path),
             # the cell the model was trained on (maml.cells: a model may serve another)
             "trained_on": result.get("trained_on", _cell(result)),
+            "model": str(_run_folder(eval_path) / "model.npz"),
             "preset": summary["settings"].get("preset"),
             "split": summary["settings"].get("split"), "n_way": result["n_way"],
             "k_shot": result["k_shot"],
@@ -122,6 +123,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "cell": cell, "method": method, "run": run, "preset": group["preset"].iloc[0],
             "trained_on": group["trained_on"].iloc[0],
+            "model": group["model"].iloc[0],  # the first seed's
             "split": group["split"].iloc[0], "seeds": len(acc), "ensemble": False,
             "accuracy": acc.mean(), "ci95_seeds": spread,
             "independent": group["independent"].mean(),  # over the seeds that have it
@@ -293,6 +295,25 @@ def _cell_rows(group: pd.DataFrame, headlines, chosen: dict) -> list[tuple[str, 
                     same[same["iterations"] > own_head.iterations].iterrows()]
             + [("the paper's protocol to its end", row) for _, row in own.iterrows()
                if _full_paper_protocol(row)])
+
+
+# The front page's table: per cell, the headline row of best_per_cell.
+HEADLINE_COLUMNS = (
+    ("cell", lambda row: row.cell),
+    ("model (method, trained on)", lambda row: f"{row.run} ({row.method}, {row.trained_on})"),
+    ("queries together (paper's protocol)", _accuracy_over_seeds),
+    ("each query on its own (what `predict` gives)", lambda row: _independent(row)),
+    ("paper (MAML)", lambda row: f"{row.paper:.1f} ± {row.paper_ci95:.1f}"),
+    ("MAML++ published (ensembles)", lambda row: f"{_published(MAML_PLUS_PLUS, row):.2f}"),
+    ("model file (first seed)", lambda row: f"`{row.model}`"),
+)
+
+
+def headline_table(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
+    """Per cell of `split`, its headline row (`best_per_cell`'s first): markdown."""
+    rows = [_cell_rows(group, set(headlines), (chosen or {}).get(cell, {}))[0][1]
+            for cell, group in table[table["split"] == split].groupby("cell", sort=False)]
+    return _markdown(HEADLINE_COLUMNS, rows)
 
 
 def best_per_cell(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
@@ -612,6 +633,7 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
                  configured_ensembles(config) if ensemble_split == split}
     choice = read_json(selection)["chosen"] if selection else None
     write_text(outputs["best"], best_per_cell(table, split, headlines, choice))
+    write_text(outputs["headline"], headline_table(table, split, headlines, choice))
     write_text(outputs["comparison"], grid_comparison(runs, split))
     write_text(outputs["html"], "<h2>MAML on Omniglot: test accuracy (%)</h2>\n"
                + table.to_html(index=False, float_format=lambda x: f"{x:.2f}"))
@@ -629,7 +651,11 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
 
 # The results tables the README shows, each between a pair of markers
 # (<!-- results/NAME --> ... <!-- /results/NAME -->), so that it is never an older copy.
-README_TABLES = ("table.md", "best_per_cell.md", "in_progress.md", "lake_runs.md")
+# The documents that show results tables, and which (the README its headline table alone).
+DOCUMENT_TABLES = {"README.md": ("headline.md",),
+                   "docs/results.md": ("table.md", "best_per_cell.md", "selection.md",
+                                       "in_progress.md", "lake_runs.md")}
+README_TABLES = tuple(name for names in DOCUMENT_TABLES.values() for name in names)
 NO_ROWS = "(none)"
 
 
@@ -659,9 +685,10 @@ def readme_table(readme: str, name: str) -> str:
     return readme[start:stop]
 
 
-def readme_with_results(readme: str, results_dir) -> str:
-    """The README with every block of README_TABLES replaced by its results file's rows."""
-    for name in README_TABLES:
+def readme_with_results(readme: str, results_dir, names=README_TABLES) -> str:
+    """A document (the README, a docs page) with the block of each of `names` replaced by
+    its results file's rows."""
+    for name in names:
         path = Path(results_dir) / name
         if not path.is_file():
             raise FileFormatError(f"{path}: no such file (run the aggregate first)")

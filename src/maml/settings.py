@@ -129,6 +129,10 @@ TEST_COUNTERPARTS = {"test_inner_steps": "val_inner_steps", "test_k_query": "k_q
 # Bronskill et al. 2020); "each" the support set with that one query. "support" and "each"
 # classify every query independently of the others.
 QUERY_MODES = ("together", "support", "each")
+# What each mode is called in every message, table and the README.
+QUERY_MODE_NAMES = {"together": "queries together",
+                    "support": "each query on its own (the support set's statistics)",
+                    "each": "each query on its own (beside the support set)"}
 # How `predict` and the table's per-query column classify queries: each on its own, with
 # the support set's batch-norm statistics. Measured on validation (600 tasks, MAML laptop
 # models; results/measurements/query_modes_val_*.json): "support" 84.73 and "each" 84.93%

@@ -17,6 +17,7 @@ rule aggregate:
         markdown="results/table.md",
         csv="results/table.csv",
         best="results/best_per_cell.md",
+        headline="results/headline.md",
         comparison="results/grid_comparison.md",
         html=report(
             "results/table.html", category="Table", caption="../report/table.rst"

@@ -9,11 +9,14 @@ ON_CELL_PARTS = {"val": "val", "eval": "test"}
 
 def on_cell_made(split, method, cell, run, tested, name):
     """Whether a model's result on another cell is there (with its model)."""
-    return train_made(split, method, cell, run) and Path(
-        ON_CELL_FILE.format(
-            split=split, method=method, cell=cell, run=run, tested=tested, name=name
-        )
-    ).exists()
+    return (
+        train_made(split, method, cell, run)
+        and Path(
+            ON_CELL_FILE.format(
+                split=split, method=method, cell=cell, run=run, tested=tested, name=name
+            )
+        ).exists()
+    )
 
 
 rule evaluate_on_cell:
@@ -67,9 +70,9 @@ checkpoint selection:
         choices="results/selection.json",
     log:
         "logs/selection.log",
+    localrule: True
     conda:
         ENV
-    localrule: True
     params:
         config=config,
     script:
@@ -95,9 +98,10 @@ def ensemble_on_cell_path(split, method, cell, label, tested):
 
 def ensemble_on_cell_made(split, method, cell, label, tested):
     """Whether an ensemble's result on another cell is there (with its members' models)."""
-    return ensemble_made(split, method, cell, label) and Path(
-        ensemble_on_cell_path(split, method, cell, label, tested)
-    ).exists()
+    return (
+        ensemble_made(split, method, cell, label)
+        and Path(ensemble_on_cell_path(split, method, cell, label, tested)).exists()
+    )
 
 
 rule ensemble_on_cell:
