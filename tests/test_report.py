@@ -77,11 +77,13 @@ def test_the_per_cell_summary_shows_headline_ensemble_longer_and_full_paper_rows
 
     from maml.report import best_per_cell, summarise
 
-    def run(method, run, preset, iterations, accuracy, seed=0, hours=1.0):
+    def run(method, run, preset, iterations, accuracy, seed=0, hours=1.0,
+            trained_on="5way1shot"):
         return {"cell": "5way1shot", "method": method, "run": run, "preset": preset,
                 "split": "finn", "seed": seed, "accuracy": accuracy, "ci95": 1.0,
                 "test_tasks": 600, "independent": float("nan"), "iterations": iterations,
-                "train_minutes": 60 * hours, "train_cpu_hours": hours}
+                "train_minutes": 60 * hours, "train_cpu_hours": hours,
+                "trained_on": trained_on, "model": f"{run}-seed{seed}/model.npz"}
 
     heads = [98.0, 99.0, 99.5]
     runs = pd.DataFrame(
@@ -102,10 +104,87 @@ def test_the_per_cell_summary_shows_headline_ensemble_longer_and_full_paper_rows
         ["ensemble of its seeds", "maml++, best ensemble (laptop)"],
         ["same configuration, longer", "maml++, best8h (laptop)"],
         ["the paper's protocol to its end", "maml, paper_full (paper)"]]
-    assert f"| {sum(heads) / 3:.2f} ± {half:.2f} (3 seeds) | 7000 | 1.00 | 98.7 | " \
-           f"{sum(heads) / 3 - 98.7:+.2f} | 99.47 | {sum(heads) / 3 - 99.47:+.2f} |" in lines[0]
-    assert "| 99.70 (ensemble of 3 seeds) | 7000 | 3.00 (3 models) |" in lines[1]
+    assert f"| 5way1shot | {sum(heads) / 3:.2f} ± {half:.2f} (3 seeds) | model not kept | 7000 | " \
+           f"1.00 | 98.7 | {sum(heads) / 3 - 98.7:+.2f} | 99.47 | " \
+           f"{sum(heads) / 3 - 99.47:+.2f} |" in lines[0]
+    assert "| 99.70 (ensemble of 3 seeds) | - | 7000 | 3.00 (3 models) |" in lines[1]
     # without headline runs in the config: the highest single model
     only = best_per_cell(table, "finn").splitlines()[2:]
     assert [line.split(" | ")[1:3] for line in only] == [
         ["highest single model", "maml, paper_cut (paper)"]]
+
+
+def test_a_model_chosen_from_another_cell_heads_the_cell_beside_the_cells_own():
+    """The configuration chosen on validation (results/selection.json) is the headline, with
+    the cell it was trained on; the cell's own headline run stays beside it, and the one
+    chosen for each query on its own follows where it differs."""
+    import pandas as pd
+
+    from maml.report import best_per_cell, headline_table, summarise
+
+    def run(label, accuracy, seed, trained_on):
+        return {"cell": "20way5shot", "method": "maml++", "run": label, "preset": "laptop",
+                "split": "finn", "seed": seed, "accuracy": accuracy, "ci95": 0.2,
+                "test_tasks": 600, "independent": accuracy - 1, "iterations": 1000,
+                "train_minutes": 60, "train_cpu_hours": 1.0, "trained_on": trained_on,
+                "model": f"{label}-seed{seed}/model.npz"}
+
+    runs = pd.DataFrame([run("own", 97.0, seed, "20way5shot") for seed in (0, 1)]
+                        + [run("other", 98.6, seed, "20way1shot") for seed in (0, 1)]
+                        + [run("lone", 98.0, 0, "20way1shot")])
+    table = summarise(runs)
+    chosen = {"20way5shot": {"together": "other", "support": "lone"}}
+    lines = best_per_cell(table, "finn", {("maml++", "20way5shot", "own")},
+                          chosen).splitlines()[2:]
+    assert [line.split(" | ")[1:4] for line in lines] == [
+        ["headline (chosen on validation)", "maml++, other (laptop)", "20way1shot"],
+        ["the cell's own model", "maml++, own (laptop)", "20way5shot"],
+        ["chosen on validation for each query on its own", "maml++, lone (laptop)",
+         "20way1shot"]]
+    headline = headline_table(table, "finn", {("maml++", "20way5shot", "own")}, chosen)
+    assert "| other (maml++, 20way1shot) | 98.60 ± 0.00 (2 seeds) | 97.60 |" in headline
+    assert "`other-seed0/model.npz`" in headline
+
+
+def test_the_cpu_hours_figure_plots_the_runs_process_cpu_time(tmp_path):
+    """Each line ends at its runs' mean training CPU time, the table's CPU-hours (process CPU
+    time, `train_cpu_seconds`), not their wall time: first-order MAML's seeds took far more
+    wall time than CPU time here."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from maml.files import read_json
+    from maml.progress import train_cpu_seconds
+    from maml.report import plot_accuracy_vs_cpu_hours
+
+    repo = Path(__file__).resolve().parents[1] / "results" / "runs" / "finn"
+    folders = [repo / "fomaml" / "5way1shot" / f"seed{s}" for s in range(3)] + [
+        repo / "maml++" / "5way1shot" / f"best_5w1s-seed{s}" for s in range(3)]
+    summaries = [folder / "train.json" for folder in folders]
+    drawn = plot_accuracy_vs_cpu_hours([f / "curve.csv" for f in folders], summaries,
+                                       tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").stat().st_size > 10_000
+    lines = drawn["5way1shot"]
+    for label, group in (("fomaml", folders[:3]), ("maml++, best_5w1s", folders[3:])):
+        records = [read_json(f / "train.json") for f in group]
+        cpu = np.mean([train_cpu_seconds(r) for r in records]) / 3600
+        hours, _ = lines[label]
+        assert abs(hours[-1] - cpu) < 1e-9 * cpu, label
+        assert np.all(np.diff(hours) > 0)
+    fomaml_wall = np.mean([read_json(f / "train.json")["wall_time_s"] for f in folders[:3]])
+    assert lines["fomaml"][0][-1] * 3600 < fomaml_wall / 2  # the wall clock is not plotted
+
+
+def test_the_html_table_is_for_people():
+    """The committed table.html: UTF-8, the headers a person reads, no NaN or booleans."""
+    from pathlib import Path
+
+    html = (Path(__file__).resolve().parents[1] / "results" / "table.html").read_text()
+    assert '<meta charset="utf-8">' in html
+    for header in ("each query on its own", "trained on", "queries together (paper's protocol)",
+                   "Lake's 20 one-shot runs"):
+        assert header in html, header
+    for raw in ("NaN", ">nan<", "True", "False", "ci95_seeds", "independent_seeds",
+                "train_minutes", "`"):
+        assert raw not in html, raw

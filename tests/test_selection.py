@@ -116,6 +116,7 @@ def test_the_choice_is_the_best_mean_over_seeds_per_cell_and_mode():
     chosen = selection.choose(rows, config["cells"])
     assert chosen == {"5way1shot": {"together": "a", "support": "b"}}  # 98.8 > 98.5; 93 < 94
     text = selection.markdown(rows, chosen, config["cells"])
-    assert "| 5way1shot | 20way1shot | b (maml) | 1 | 2.00 | 98.50 ± 1.00 | **94.00 ± 2.00** |" in text
+    assert ("| 5way1shot | 20way1shot | b (maml) | 1 | 2.00 | 98.50 ± 1.00 | **94.00 ± 2.00** |"
+            in text)
     with pytest.raises(SettingsError, match="not an evaluation on validation"):
         selection.matrix(config, read=lambda path: {**read(path), "part": "test"})

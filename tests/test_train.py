@@ -181,8 +181,9 @@ def test_cli_train_then_evaluate(prepared, tmp_path):
                     "--val_tasks", "2", "--out-dir", str(out), *common], check=True,
                    capture_output=True)
     subprocess.run([sys.executable, "-m", "maml", "evaluate", "--model", str(out / "model.npz"),
-                    "--num-tasks", "5", *common], check=True, capture_output=True)
-    result = json.loads((out / "eval.json").read_text())
+                    "--num-tasks", "5", "--out", str(tmp_path / "eval.json"), *common],
+                   check=True, capture_output=True)
+    result = json.loads((tmp_path / "eval.json").read_text())
     assert result["num_tasks"] == 5 and len(result["per_step_accuracy"]) == 3
 
 
@@ -232,7 +233,8 @@ def test_cli_evaluate_uses_the_models_settings_and_refuses_others(prepared, tmp_
                     "--val_tasks", "2", "--out-dir", str(tmp_path), *common], check=True,
                    capture_output=True)
     evaluate_cmd = [sys.executable, "-m", "maml", "evaluate", "--model",
-                    str(tmp_path / "model.npz"), "--num-tasks", "3", *common]
+                    str(tmp_path / "model.npz"), "--num-tasks", "3", "--out",
+                    str(tmp_path / "eval.json"), *common]
     wrong = subprocess.run([*evaluate_cmd, "--n_way", "5"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "--n_way 5 does not match the model" in wrong.stderr
     assert not (tmp_path / "eval.json").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -251,9 +252,9 @@ BEST_COLUMNS = (
     ("iterations", lambda row: f"{row.iterations}"),
     ("train CPU-hours per model", _budget),
     ("paper (MAML)", lambda row: f"{_published(PAPER, row):.1f}"),
-    ("gap", lambda row: f"{row.accuracy - _published(PAPER, row):+.2f}"),
+    ("gap to the paper", lambda row: f"{row.accuracy - _published(PAPER, row):+.2f}"),
     ("MAML++ published (top-5 ensemble)", lambda row: f"{_published(MAML_PLUS_PLUS, row):.2f}"),
-    ("gap", lambda row: f"{row.accuracy - _published(MAML_PLUS_PLUS, row):+.2f}"),
+    ("gap to MAML++", lambda row: f"{row.accuracy - _published(MAML_PLUS_PLUS, row):+.2f}"),
 )
 HEADLINE = "headline"
 HIGHEST = "highest single model"
@@ -309,11 +310,17 @@ HEADLINE_COLUMNS = (
 )
 
 
+def cell_rows(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> dict:
+    """{cell: its rows of `best_per_cell`, each with its `role`}, the headline first."""
+    return {cell: [pd.concat([row, pd.Series({"role": role})]) for role, row in
+                   _cell_rows(group, set(headlines), (chosen or {}).get(cell, {}))]
+            for cell, group in table[table["split"] == split].groupby("cell", sort=False)}
+
+
 def headline_table(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
     """Per cell of `split`, its headline row (`best_per_cell`'s first): markdown."""
-    rows = [_cell_rows(group, set(headlines), (chosen or {}).get(cell, {}))[0][1]
-            for cell, group in table[table["split"] == split].groupby("cell", sort=False)]
-    return _markdown(HEADLINE_COLUMNS, rows)
+    return _markdown(HEADLINE_COLUMNS, [rows[0] for rows in
+                                        cell_rows(table, split, headlines, chosen).values()])
 
 
 def best_per_cell(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
@@ -328,11 +335,53 @@ def best_per_cell(table: pd.DataFrame, split: str, headlines=(), chosen=None) ->
     headline run shows its highest single-model row (a report of what was reached, not a
     choice of setting). Each with its cost and the gaps left to the paper's MAML and to
     MAML++'s published numbers. Markdown."""
-    rows = []
-    for cell, group in table[table["split"] == split].groupby("cell", sort=False):
-        rows += [pd.concat([row, pd.Series({"role": role})])
-                 for role, row in _cell_rows(group, set(headlines), (chosen or {}).get(cell, {}))]
-    return _markdown(BEST_COLUMNS, rows)
+    return _markdown(BEST_COLUMNS, [row for rows in
+                                    cell_rows(table, split, headlines, chosen).values()
+                                    for row in rows])
+
+
+# The HTML table of every run: the markdown table's columns, each seed's accuracy without
+# its interval (the CSV and markdown have them), so that the page fits a laptop's screen.
+HTML_COLUMNS = tuple(
+    ("per seed", lambda row, split: "; ".join(re.findall(r"(\d+\.\d+) ±", row.per_seed))
+     or row.per_seed) if header.startswith("per seed") else (header, cell)
+    for header, cell in MARKDOWN_COLUMNS if header not in ("reference", "CPU ms/iteration"))
+HTML_STYLE = ("body{font-family:sans-serif;margin:1em;max-width:1380px}"
+              "table{border-collapse:collapse;font-size:13px;margin-bottom:2em}"
+              "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
+              "th{background:#eef;position:sticky;top:0}td{max-width:16em;overflow-wrap:anywhere}")
+
+
+def _frame(columns, rows, *args) -> pd.DataFrame:
+    """A table's rows as text under its human headers (markdown's code marks dropped)."""
+    return pd.DataFrame([[cell(row, *args).replace("`", "") for _, cell in columns]
+                         for row in rows], columns=[header.replace("`", "")
+                                                    for header, _ in columns])
+
+
+def lake_html_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Lake's table (`lake_table`'s frame) as text under human headers, no NaN."""
+    def number(value, digits=1):
+        return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+
+    return pd.DataFrame({
+        "model": frame["model"],
+        "error, queries together": [
+            number(e) + (f" ± {number(c)}" if number(c) else "")
+            for e, c in zip(frame["error_percent"], frame["ci95_seeds"])],
+        "error, each query on its own": [
+            number(e) + (f" ± {number(c)}" if number(c) else "")
+            for e, c in zip(frame.get("independent_error_percent", []),
+                            frame.get("independent_ci95_seeds", []))],
+        "training budget": frame["budget"].fillna(""), "source": frame["source"]})
+
+
+def html_page(title: str, sections) -> str:
+    """A page of (heading, frame) tables, each through pandas' Styler, UTF-8."""
+    body = "".join(f"<h2>{heading}</h2>\n" + frame.style.hide(axis="index").to_html()
+                   for heading, frame in sections)
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{HTML_STYLE}</style></head>\n<body><h1>{title}</h1>\n{body}</body></html>\n")
 
 
 def _family_index(method: str) -> int:
@@ -398,19 +447,52 @@ def _line_styles(series) -> dict:
     return styles
 
 
-def _validation_curves(curves, summaries) -> dict:
-    """{cell: {(method, run): [each seed's validation rows of curve.csv, by iteration]}}."""
-    cells = {}
+def _panel(cell: str, split: str, main_split: str) -> str:
+    """A figure panel's title: the cell, and the split where it is not the grid's (its runs
+    are validated and tested on other characters, so they get their own panel)."""
+    return cell if split == main_split else f"{cell}, {split} split"
+
+
+def _validation_curves(curves, summaries, main_split: str, threads: int = 1) -> dict:
+    """{panel: {(method, run): [(each seed's validation rows of curve.csv, by iteration, its
+    train.json)]}}."""
+    panels = {}
     for curve_path, summary_path in zip(curves, summaries):
-        settings = read_json(summary_path)["settings"]
-        frame = pd.read_csv(curve_path).dropna(subset=["val_accuracy"]).set_index("iteration")
+        summary = read_json(summary_path)
+        settings = with_defaults(summary["settings"])
+        frame = pd.read_csv(curve_path)
+        frame["cpu_s"] = cpu_seconds_by_row(frame, summary, threads)
+        frame = frame.dropna(subset=["val_accuracy"]).set_index("iteration")
         key = (_method(settings), _run_label(curve_path))
-        cells.setdefault(_cell(settings), {}).setdefault(key, []).append(frame)
-    return _in_paper_order(cells)
+        panels.setdefault(_panel(_cell(settings), settings["split"], main_split), {}
+                          ).setdefault(key, []).append(frame)
+    return _in_paper_order(panels)
+
+
+def cpu_seconds_by_row(curve: pd.DataFrame, summary: dict, threads: int = 1) -> np.ndarray:
+    """Each curve row's training CPU time so far: within each segment of the run (its
+    train.json), the segment's process CPU time spread over its rows by their wall clock,
+    its last row at the segment's end, so the curve's last row is the run's CPU time (`maml.progress.train_cpu_seconds`, the table's);
+    a run without segments, wall time x threads, as the table."""
+    elapsed = curve["elapsed_s"].to_numpy(dtype=float)
+    iterations = curve["iteration"].to_numpy()
+    segments = summary.get("segments") or []
+    if not segments:
+        return elapsed * threads
+    cpu = np.zeros(len(curve))
+    done = 0.0
+    for segment in segments:
+        inside = (iterations > segment["from_iteration"]) & (iterations <= segment["to_iteration"])
+        before = elapsed[iterations == segment["from_iteration"]]
+        start = before[0] if len(before) else 0.0
+        span = (elapsed[inside].max() - start) if inside.any() else 0.0
+        cpu[inside] = done + (elapsed[inside] - start) * (segment["cpu_s"] / span if span else 0)
+        done += segment["cpu_s"]
+    return cpu
 
 
 def _in_paper_order(cells: dict) -> dict:
-    """Panels in the paper's order of cells (others after)."""
+    """Panels in the paper's order of cells (others, and other splits, after)."""
     order = list(PAPER)
     return dict(sorted(cells.items(), key=lambda item: order.index(item[0])
                        if item[0] in order else len(order)))
@@ -425,71 +507,105 @@ def _log_axis_if_spread(ax, lengths) -> None:
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
-def _plot_panels(cells: dict, draw, path, xlabel: str, ylabel: str, **legend) -> None:
-    """One panel per cell, side by side: `draw(ax, cell, series)` draws a panel's lines."""
-    fig, axes = plt.subplots(1, len(cells), figsize=(4 * len(cells), 3.4), squeeze=False)
-    for ax, (cell, series) in zip(axes[0], cells.items()):
-        draw(ax, cell, series)
-        ax.set(title=cell, xlabel=xlabel, ylabel=ylabel)
+def _zoom(ax, lines) -> None:
+    """A y axis from a little below the lowest line's final value to a little above the
+    highest value: the differences between the runs' results, not the climb from chance,
+    fill the panel. `lines`: {label: (x, y)}."""
+    finals = [y[-1] for _, y in lines.values()]
+    top = max(float(np.nanmax(y)) for _, y in lines.values())
+    ax.set_ylim(max(0.0, min(finals) - 5.0), min(100.5, top + 2.0))
+
+
+def _plot_panels(panels: dict, draw, path, xlabel: str, ylabel: str,
+                 legend_title: str = "") -> dict:
+    """Panels two by two, `draw(ax, panel, series)` drawing each one's lines and returning
+    {label: (x, y)}; one legend for the figure, outside the data, one entry per line label.
+    Returns {panel: {label: (x, y)}}, what was drawn."""
+    columns = 2 if len(panels) > 1 else 1
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6.2 * columns, 3.9 * rows), squeeze=False)
+    drawn, handles = {}, {}
+    for ax, (panel, series) in zip(axes.flat, panels.items()):
+        drawn[panel] = draw(ax, panel, series)
+        ax.set(title=panel, xlabel=xlabel, ylabel=ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, **legend)
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    fig.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.0, 0.98),
+               fontsize=8, title=legend_title or None, title_fontsize=8, frameon=False)
     fig.tight_layout()
-    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120))
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110,
+                                                  bbox_inches="tight"))
     plt.close(fig)
+    return drawn
 
 
-def plot_validation_curves(curves, summaries, path) -> None:
-    """One panel per cell, one line per method and run: the mean over seeds, shaded from the
-    lowest to the highest seed."""
-    def draw(ax, cell, series):
-        lengths = []
+def plot_validation_curves(curves, summaries, path, main_split: str = "finn") -> dict:
+    """One panel per cell (and split), one line per method and run: the mean over seeds of
+    the validation accuracy, shaded from the lowest to the highest seed."""
+    def draw(ax, panel, series):
+        lengths, lines = [], {}
         for key, style in _line_styles(series).items():
             frames = series[key]
             values = 100 * pd.concat([f["val_accuracy"] for f in frames], axis=1)
             mean = values.mean(axis=1)
-            ax.plot(mean.index, mean, **{**style,
-                    "label": f"{style['label']} ({len(frames)})"})
+            label = f"{style['label']} ({len(frames)})"
+            ax.plot(mean.index, mean, **{**style, "label": label})
             if len(frames) > 1:
                 ax.fill_between(mean.index, values.min(axis=1), values.max(axis=1),
                                 color=style["color"], alpha=0.15)
             lengths.append(mean.index.max())
+            lines[label] = (mean.index.to_numpy(), mean.to_numpy())
         _log_axis_if_spread(ax, lengths)
+        _zoom(ax, lines)
+        return lines
 
-    _plot_panels(_validation_curves(curves, summaries), draw, path, "meta-iteration",
-                 "validation accuracy (%)", title="method (seeds)", title_fontsize=7)
+    return _plot_panels(_validation_curves(curves, summaries, main_split), draw, path,
+                        "meta-iteration", "validation accuracy (%)", "method, run (seeds)")
 
 
-def plot_accuracy_vs_cpu_hours(curves, summaries, path, threads: int = 1) -> None:
-    """One panel per cell: validation accuracy against training CPU-hours (elapsed time x
-    threads), one line per method and run (mean over seeds), the paper's number as a line."""
-    def draw(ax, cell, series):
-        lengths = []
+def plot_accuracy_vs_cpu_hours(curves, summaries, path, main_split: str = "finn",
+                               threads: int = 1) -> dict:
+    """One panel per cell (and split): validation accuracy against training CPU-hours, the
+    process CPU time the table's CPU-hours column counts (`cpu_seconds_by_row`), one line per
+    method and run (mean over seeds), the paper's number as a line."""
+    def draw(ax, panel, series):
+        lengths, lines = [], {}
         for key, style in _line_styles(series).items():
             frames = series[key]
-            hours = pd.concat([f["elapsed_s"] for f in frames], axis=1).mean(axis=1)
-            hours = hours * threads / 3600
-            accuracy = pd.concat([f["val_accuracy"] for f in frames], axis=1).mean(axis=1)
-            ax.plot(hours, 100 * accuracy, **style)
+            hours = pd.concat([f["cpu_s"] for f in frames], axis=1).mean(axis=1) / 3600
+            accuracy = 100 * pd.concat([f["val_accuracy"] for f in frames], axis=1).mean(axis=1)
+            ax.plot(hours, accuracy, **style)
             lengths.append(hours.max())
+            lines[style["label"]] = (hours.to_numpy(), accuracy.to_numpy())
         _log_axis_if_spread(ax, lengths)
-        if cell in PAPER:
-            ax.axhline(PAPER[cell][0], color="black", linestyle="--", linewidth=1,
-                       label="paper (test)")
+        _zoom(ax, lines)
+        if panel in PAPER:
+            ax.axhline(PAPER[panel][0], color="black", linestyle="--", linewidth=1,
+                       label="paper (test accuracy)")
+        return lines
 
-    _plot_panels(_validation_curves(curves, summaries), draw, path, "training CPU-hours",
-                 "validation accuracy (%)")
+    return _plot_panels(_validation_curves(curves, summaries, main_split, threads), draw, path,
+                        "training CPU-hours (process CPU time)", "validation accuracy (%)",
+                        "method, run")
 
 
-def plot_accuracy_vs_steps(evals, summaries, path) -> None:
-    """One panel per cell: test accuracy after each inner step at test, mean over seeds,
-    one line per method and run, shaded by the mean 95% interval over test tasks."""
-    cells = {}
+def plot_accuracy_vs_steps(evals, summaries, path, main_split: str = "finn") -> dict:
+    """One panel per cell (and split): test accuracy after each inner step at test, mean
+    over seeds, one line per method and run, shaded by the mean 95% interval over test
+    tasks; the y axis from a little below the lowest line's last step."""
+    panels = {}
     for eval_path, summary_path in zip(evals, summaries):
         result = read_json(eval_path)
-        key = (_method(read_json(summary_path)["settings"]), _run_label(eval_path))
-        cells.setdefault(_cell(result), {}).setdefault(key, []).append(result)
+        settings = with_defaults(read_json(summary_path)["settings"])
+        key = (_method(settings), _run_label(eval_path))
+        panels.setdefault(_panel(_cell(result), settings["split"], main_split), {}
+                          ).setdefault(key, []).append(result)
 
-    def draw(ax, cell, series):
+    def draw(ax, panel, series):
+        lines = {}
         for key, style in _line_styles(series).items():
             results = series[key]
             acc = 100 * np.mean([r["per_step_accuracy"] for r in results], axis=0)
@@ -497,9 +613,12 @@ def plot_accuracy_vs_steps(evals, summaries, path) -> None:
             steps = np.arange(len(acc))
             ax.plot(steps, acc, **style)
             ax.fill_between(steps, acc - ci, acc + ci, color=style["color"], alpha=0.15)
+            lines[style["label"]] = (steps, acc)
+        _zoom(ax, lines)
+        return lines
 
-    _plot_panels(_in_paper_order(cells), draw, path, "inner gradient steps at test",
-                 "test accuracy (%)")
+    return _plot_panels(_in_paper_order(panels), draw, path, "inner gradient steps at test",
+                        "test accuracy (%)", "method, run")
 
 
 def provenance(config: dict, runs: pd.DataFrame, workflow_dir) -> dict:
@@ -632,18 +751,25 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
     headlines = {(method, cell, label) for ensemble_split, method, cell, label, _ in
                  configured_ensembles(config) if ensemble_split == split}
     choice = read_json(selection)["chosen"] if selection else None
-    write_text(outputs["best"], best_per_cell(table, split, headlines, choice))
-    write_text(outputs["headline"], headline_table(table, split, headlines, choice))
+    best_rows = cell_rows(table, split, headlines, choice)
+    headline_rows = [rows[0] for rows in best_rows.values()]
+    best_rows = [row for rows in best_rows.values() for row in rows]
+    write_text(outputs["best"], _markdown(BEST_COLUMNS, best_rows))
+    write_text(outputs["headline"], _markdown(HEADLINE_COLUMNS, headline_rows))
     write_text(outputs["comparison"], grid_comparison(runs, split))
-    write_text(outputs["html"], "<h2>MAML on Omniglot: test accuracy (%)</h2>\n"
-               + table.to_html(index=False, float_format=lambda x: f"{x:.2f}"))
-    plot_validation_curves(curves, summaries, outputs["curves"])
-    plot_accuracy_vs_steps(evals, summaries, outputs["steps"])
-    plot_accuracy_vs_cpu_hours(curves, summaries, outputs["cpu_hours"], threads)
+    plot_validation_curves(curves, summaries, outputs["curves"], split)
+    plot_accuracy_vs_steps(evals, summaries, outputs["steps"], split)
+    plot_accuracy_vs_cpu_hours(curves, summaries, outputs["cpu_hours"], split, threads)
     lake_frame, lake_markdown = lake_table(
         lake, {str(Path(path).parent): path for path in summaries}, threads)
     write_text(outputs["lake_csv"], lake_frame.to_csv(index=False))
     write_text(outputs["lake_markdown"], lake_markdown)
+    write_text(outputs["html"], html_page("MAML on Omniglot: test accuracy (%)", [
+        ("Per cell: the headline", _frame(HEADLINE_COLUMNS, headline_rows)),
+        ("Per cell: the headline and what is left to the published numbers",
+         _frame(BEST_COLUMNS, best_rows)),
+        ("Lake's 20 one-shot runs: error (%)", lake_html_frame(lake_frame)),
+        ("Every run", _frame(HTML_COLUMNS, table.itertuples(), split))]))
     write_json(outputs["provenance"], provenance(config, runs, workflow_dir))
     write_text(outputs["in_progress"],
                progress_markdown(list(in_progress), list(ensembles_waiting)))

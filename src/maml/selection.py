@@ -86,10 +86,10 @@ def matrix(config: dict, read=read_json, cpu_hours=None) -> list[dict]:
     label -> training CPU-hours per model."""
     rows = {}
     for label, split, method, trained, run, tested in validation_jobs(config):
-        result = read(result_path(split, method, trained, run, tested, "val.json"))
+        path = result_path(split, method, trained, run, tested, "val.json")
+        result = read(path)
         if result.get("part") != "val":
-            raise SettingsError(f"selection: {result_path(split, method, trained, run, tested, 'val.json')} "
-                                f"is not an evaluation on validation tasks")
+            raise SettingsError(f"selection: {path} is not an evaluation on validation tasks")
         row = rows.setdefault((label, tested), {
             "label": label, "method": method, "trained_on": trained, "tested_on": tested,
             "runs": [], "cpu_hours": (cpu_hours or {}).get(label, math.nan),
