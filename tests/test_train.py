@@ -1,6 +1,7 @@
 """Training and evaluation on the real data: learning, determinism, resume, evaluation output."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -260,20 +261,44 @@ def test_names_and_limits_are_stated_once():
     assert schema["properties"]["test_tasks"]["maximum"] == MAX_TASKS
 
 
-def test_cli_train_writes_outside_the_committed_results(prepared, tmp_path):
-    subprocess.run([sys.executable, "-m", "maml", "train", "--epochs", "2", "--task_num", "2",
-                    "--k_query", "1", "--val_every", "2", "--val_tasks", "2",
-                    "--glob_update_step_test", "1",
-                    "--data", str(prepared["data_path"]),
-                    "--split-file", str(prepared["splits"]["finn"])],
-                   cwd=tmp_path, check=True, capture_output=True)
+def test_cli_train_writes_outside_the_committed_results_keyed_by_its_settings(prepared,
+                                                                               tmp_path):
+    """Without --out-dir, output/runs/<split>/<method>/<cell>/seed<N>-<settings hash>/: a run
+    with other settings (here another inner rate) gets another folder, never replacing the
+    first (issue 44, item 4)."""
+    common = ["train", "--epochs", "2", "--task_num", "2", "--k_query", "1", "--val_every",
+              "2", "--val_tasks", "2", "--glob_update_step_test", "1", "--data",
+              str(prepared["data_path"]), "--split-file", str(prepared["splits"]["finn"])]
+    for extra in ([], ["--glob_base_lr", "0.1"]):
+        subprocess.run([sys.executable, "-m", "maml", *common, *extra], cwd=tmp_path,
+                       check=True, capture_output=True)
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert written == [f"output/runs/finn/maml/5way1shot/seed0/{name}" for name in
+    folders = sorted({str(Path(p).parent) for p in written})
+    assert len(folders) == 2 and all(
+        re.fullmatch(r"output/runs/finn/maml/5way1shot/seed0-[0-9a-f]{12}", f) for f in folders)
+    assert written == [f"{folder}/{name}" for folder in folders for name in
                        ("checkpoint.json", "checkpoint.npz", "curve.csv", "model.npz",
                         "train.json")]
     ignored = subprocess.run(["git", "check-ignore", "-q", "output/runs/x/checkpoint.npz"],
                              cwd=Path(__file__).resolve().parents[1])
     assert ignored.returncode == 0
+
+
+def test_cli_train_state_is_an_npz_whose_record_beside_it_is_its_own(prepared, tmp_path):
+    """--state names an .npz checkpoint; its progress record <name>.json never replaces a
+    user's file (issue 44, item 3)."""
+    common = [sys.executable, "-m", "maml", "train", "--epochs", "2", "--task_num", "2",
+              "--data", str(prepared["data_path"]), "--split-file",
+              str(prepared["splits"]["finn"]), "--out-dir", str(tmp_path / "out")]
+    result = subprocess.run([*common, "--state", str(tmp_path / "st.json")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "a checkpoint is an .npz file" in result.stderr
+    (tmp_path / "mine.json").write_text('{"my": "notes"}')
+    result = subprocess.run([*common, "--state", str(tmp_path / "mine.npz")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "mine.json, where its progress record goes" in result.stderr
+    assert (tmp_path / "mine.json").read_text() == '{"my": "notes"}'
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_starts_again(prepared, tmp_path):

@@ -149,9 +149,24 @@ def cmd_prepare(args) -> None:
 def cmd_train(args) -> None:
     from maml.train import train
 
+    from maml.files import read_json
+    from maml.settings import fingerprint
+
     settings = _settings_from(args)
+    # keyed by the training settings, so that a run with other settings never replaces it
     out = Path(args.out_dir or DEFAULT_OUTPUT / settings["split"] / settings["method"] /
-               f"{settings['n_way']}way{settings['k_shot']}shot" / f"seed{settings['seed']}")
+               f"{settings['n_way']}way{settings['k_shot']}shot" /
+               f"seed{settings['seed']}-{fingerprint(settings)}")
+    if args.state is not None:
+        state = Path(args.state)
+        if state.suffix != ".npz":
+            raise SettingsError(f"--state {state}: a checkpoint is an .npz file (its progress "
+                                f"record goes beside it as {state.stem}.json)")
+        record = state.with_suffix(".json")
+        if record.exists() and not (isinstance(read_json(record), dict)
+                                    and "iteration" in read_json(record)):
+            raise SettingsError(f"--state {state}: {record}, where its progress record goes, "
+                                "is another file; name another --state")
     split_path = _split_path(args, settings)
     refuse_writing_inputs(
         {"--state": args.state, **{f"--out-dir's {name}": out / name
@@ -372,8 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
     train_parser, eval_parser = sub.choices["train"], sub.choices["evaluate"]
     train_parser.add_argument("--out-dir", help=f"default: {DEFAULT_OUTPUT}/<split>/<method>/"
-                              "<cell>/seed<N>")
-    train_parser.add_argument("--state", help="checkpoint path (default: in --out-dir)")
+                              "<cell>/seed<N>-<hash of the training settings>")
+    train_parser.add_argument("--state", help="checkpoint path, an .npz, with its progress "
+                              "record <name>.json beside it (default: in --out-dir)")
     train_parser.add_argument("--resume", action="store_true",
                               help="continue from the checkpoint if it exists")
     eval_parser.add_argument("--model", required=True, help="model.npz from train")

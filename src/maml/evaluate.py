@@ -12,10 +12,10 @@ from maml import cpu, inner
 from maml.cells import head_for, serving_settings, trained_and_tested
 from maml.data import load_omniglot, load_split
 from maml.device import use_device
-from maml.files import load_arrays
 from maml.inner import InnerLoop
 from maml.meta import adapted_probabilities, as_tensors, evaluation_accuracies, task_groups
-from maml.model import Params, arrays_to_params
+from maml.model import Params
+from maml.model_file import load_params
 from maml.settings import (INDEPENDENT, QUERY_MODES, SettingsError, check_num_tasks,
                            with_defaults)
 from maml.tasks import TaskIndices, TaskSampler, stage_sampler
@@ -89,7 +89,7 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
     trained = with_defaults(settings)
     settings = serving_settings(trained, *tested_on) if tested_on else trained
     use_device(settings["device"])
-    params = head_for(arrays_to_params(load_arrays(model_path)), settings["n_way"])
+    params = head_for(load_params(model_path, trained), settings["n_way"])
     sampler = _sampler(data_path, split_path, settings, part)
     steps, lr = settings["test_inner_steps"], settings["inner_lr"]
     clock = time.perf_counter()
@@ -131,8 +131,7 @@ def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_ta
     trained = with_defaults(settings)
     settings = serving_settings(trained, *tested_on) if tested_on else trained
     use_device(settings["device"])
-    members = [head_for(arrays_to_params(load_arrays(path)), settings["n_way"])
-               for path in model_paths]
+    members = [head_for(load_params(path, trained), settings["n_way"]) for path in model_paths]
     loop, steps = inner.for_settings(settings), settings["test_inner_steps"]
     sampler = _sampler(data_path, split_path, settings)
     clock = time.perf_counter()

@@ -25,10 +25,11 @@ import paddle
 from maml import inner
 from maml.cells import head_for
 from maml.data import DataError, check_dark_on_light, decode_image
-from maml.files import load_arrays, read_json
+from maml.files import read_json
 from maml.meta import adapted_probabilities
-from maml.model import Params, arrays_to_params
-from maml.settings import INDEPENDENT, with_defaults
+from maml.model import Params
+from maml.model_file import load_params
+from maml.settings import FLOAT32_MAX, INDEPENDENT, SettingsError, with_defaults
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                   ".ppm")
@@ -57,11 +58,11 @@ def load_model(path: str | os.PathLike) -> Model:
     record = read_json(summary)
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
         raise DataError(f"{summary}: not a training record of this project (no \"settings\")")
-    arrays = load_arrays(path)
-    if "meta" in arrays or not any(key.startswith("conv0") for key in arrays):
-        raise DataError(f"{path}: not a model.npz of this project (a training checkpoint? the "
-                        "model is the model.npz that training writes beside train.json)")
-    return Model(arrays_to_params(arrays), with_defaults(record["settings"]))
+    try:
+        settings = with_defaults(record["settings"])
+        return Model(load_params(path, settings), settings)
+    except SettingsError as error:
+        raise DataError(f"{summary}: {error}") from None
 
 
 def read_images(paths: list[str | os.PathLike]) -> np.ndarray:
@@ -135,7 +136,7 @@ def query_images(sources: list[str | os.PathLike]) -> list[Path]:
 
 
 def check_inner_lr(inner_lr: float | None) -> None:
-    if inner_lr is not None and not (math.isfinite(inner_lr) and inner_lr > 0):
+    if inner_lr is not None and not (math.isfinite(inner_lr) and 0 < inner_lr < FLOAT32_MAX):
         raise DataError(f"inner-lr: must be positive and finite, got {inner_lr}")
 
 

@@ -89,6 +89,8 @@ LAKE_SPLITS = ("lake", "lake_alphabets")
 POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
             "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every", "val_tasks",
             "checkpoint_every", "msl_iterations", "meta_lr_min")
+# The largest float32: a rate above it is infinite in the network's arithmetic.
+FLOAT32_MAX = 3.4028234663852886e38
 # The most tasks one evaluation may draw (600 take minutes; this many, hours). The schema's
 # test_tasks maximum is the same number (a test ties them).
 MAX_TASKS = 100_000
@@ -315,8 +317,10 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
         raise SettingsError(f"method: unknown method {settings['method']!r}; "
                             f"choose one of {list(METHODS)}")
     for key in POSITIVE:
-        if not (settings[key] > 0 and math.isfinite(settings[key])):
-            raise SettingsError(f"{key}: must be positive and finite, got {settings[key]}")
+        if not (settings[key] > 0 and math.isfinite(settings[key])
+                and settings[key] < FLOAT32_MAX):
+            raise SettingsError(f"{key}: must be positive and finite (in float32, below "
+                                f"{FLOAT32_MAX:.1e}), got {settings[key]}")
     for key in ("seed", "first_order_until"):
         if settings[key] < 0:
             raise SettingsError(f"{key}: must be 0 or more, got {settings[key]}")

@@ -1,0 +1,43 @@
+"""A model.npz read with its settings: the arrays its method needs, with their shapes and
+finite values, checked before any command uses it (evaluate, ensembles, predict, Lake's runs)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from maml.data import DataError
+from maml.files import load_arrays
+from maml.meta import init_meta_params
+from maml.model import Params, arrays_to_params
+from maml.settings import validate, with_defaults
+
+
+def load_params(path: str | os.PathLike, settings: dict) -> Params:
+    """The parameters of the model at `path`, trained with `settings` (its train.json's):
+    every array its method and settings give a network (the inner rule's learned rates, per-step
+    rows, TaskNorm's blend), no other, each of its shape and finite."""
+    settings = with_defaults(settings)
+    validate(settings)
+    arrays = load_arrays(path)
+    if "meta" in arrays or not any(key.startswith("conv0") for key in arrays):
+        raise DataError(f"{path}: not a model.npz of this project (a training checkpoint? the "
+                        "model is the model.npz that training writes beside train.json)")
+    expected = {name: list(p.shape) for name, p in
+                init_meta_params(settings, seed=0).items()}
+    what = (f"a {settings['method']} model ({settings['n_way']}-way, norm {settings['norm']}) as "
+            "its train.json says")
+    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise DataError(f"{path}: not {what}: " + "; ".join(
+            part for part in (f"missing {', '.join(missing[:4])}" if missing else "",
+                              f"unexpected {', '.join(extra[:4])}" if extra else "") if part)
+            + " (a model beside another run's train.json?)")
+    for name, shape in expected.items():
+        if list(arrays[name].shape) != shape:
+            raise DataError(f"{path}: {name} has shape {list(arrays[name].shape)}, {what} "
+                            f"needs {shape}")
+        if not np.isfinite(arrays[name]).all():
+            raise DataError(f"{path}: {name} has non-finite values")
+    return arrays_to_params({name: arrays[name] for name in expected})
