@@ -188,3 +188,34 @@ def test_the_html_table_is_for_people():
     for raw in ("NaN", ">nan<", "True", "False", "ci95_seeds", "independent_seeds",
                 "train_minutes", "`"):
         assert raw not in html, raw
+
+
+def test_a_failed_aggregate_leaves_the_committed_tables_as_they_were(tmp_path):
+    """An evaluation made by hand with 4 tasks (or a corrupt one) stops the aggregate, which
+    then has replaced none of its outputs (issue 44)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    from maml.files import FileFormatError
+    from maml.report import aggregate
+
+    repo = Path(__file__).resolve().parents[1]
+    run = tmp_path / "results" / "runs" / "finn" / "maml" / "5way1shot" / "seed0"
+    shutil.copytree(repo / "results" / "runs" / "finn" / "maml" / "5way1shot" / "seed0", run)
+    names = ("markdown", "csv", "best", "headline", "comparison", "html", "curves", "steps",
+             "cpu_hours", "lake_markdown", "lake_csv", "provenance", "in_progress")
+    outputs = {name: tmp_path / "results" / f"{name}.out" for name in names}
+    for path in outputs.values():
+        path.write_text("committed\n")
+    result = json.loads((run / "eval.json").read_text())
+    for broken in ({**result, "num_tasks": 4}, {**result, "accuracy": float("nan")}):
+        (run / "eval.json").write_text(json.dumps(broken))
+        with pytest.raises(FileFormatError, match="eval.json: "):
+            aggregate([run / "eval.json"], [run / "train.json"], [run / "curve.csv"],
+                      outputs, {"split": "finn", "test_tasks": 600, "test_seed": 0})
+        assert all(path.read_text() == "committed\n" for path in outputs.values())
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(
+        ["runs", *(p.name for p in outputs.values())])  # no staging folder left behind

@@ -6,6 +6,8 @@ writes files atomically, so a failed step never leaves a half-written output beh
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -323,13 +325,38 @@ def save_split(split: dict, path: str | os.PathLike) -> None:
     write_json(path, split)
 
 
-def load_split(path: str | os.PathLike, name: str | None = None) -> dict:
-    """A split file; with `name`, refused unless it is that split (a run records its split's
-    name, which must be the one it trained on)."""
+def load_split(path: str | os.PathLike, name: str | None = None,
+               num_characters: int | None = None) -> dict:
+    """A split file, checked: a mapping of parts, each a list of distinct character indices
+    (within `num_characters` where given), no character in two parts; with `name`, refused
+    unless it is that split (a run records its split's name, which must be the one it
+    trained on)."""
     _require(path, "split file")
     split = read_json(path)
+    parts = split.get("parts") if isinstance(split, dict) else None
+    if not isinstance(parts, dict) or not all(
+            isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool)
+                                        for i in v) for v in parts.values()):
+        raise DataError(f"{path}: not a split file of this project (a mapping with \"parts\", "
+                        "each a list of character indices)")
     if name is not None and split.get("split") != name:
         raise DataError(f"{path}: the {split.get('split')!r} split, but the settings say split "
                         f"{name!r}; give that split's file or --split_name "
                         f"{split.get('split')}")
+    seen = {}
+    for part, indices in parts.items():
+        for index in indices:
+            if num_characters is not None and not 0 <= index < num_characters:
+                raise DataError(f"{path}: part {part!r} names character {index}, outside the "
+                                f"data's 0..{num_characters - 1}")
+            if index in seen:
+                raise DataError(f"{path}: character {index} is in part {seen[index]!r} and in "
+                                f"part {part!r}")
+            seen[index] = part
     return split
+
+
+def split_hash(split: dict) -> str:
+    """A split's identity by its content (its parts), not its name: a run records it, and
+    every command that reads the run's split checks it."""
+    return hashlib.sha256(json.dumps(split["parts"], sort_keys=True).encode()).hexdigest()[:16]

@@ -15,7 +15,7 @@ from maml.device import use_device
 from maml.inner import InnerLoop
 from maml.meta import adapted_probabilities, as_tensors, evaluation_accuracies, task_groups
 from maml.model import Params
-from maml.model_file import load_params
+from maml.model_file import check_split, load_params
 from maml.settings import (INDEPENDENT, QUERY_MODES, SettingsError, check_num_tasks,
                            with_defaults)
 from maml.tasks import TaskIndices, TaskSampler, stage_sampler
@@ -68,10 +68,15 @@ def mode_accuracies(members: list[Params], loop: InnerLoop, sampler: TaskSampler
     return np.concatenate(rows)
 
 
-def _sampler(data_path, split_path, settings: dict, part: str = "test") -> TaskSampler:
+def _sampler(data_path, split_path, settings: dict, part: str = "test",
+             models=()) -> TaskSampler:
     """Test tasks (the settings' test stage) over the split's `part`: on "val", to choose a
-    setting by the test protocol without the test characters."""
-    data, split = load_omniglot(data_path), load_split(split_path, settings["split"])
+    setting by the test protocol without the test characters. The split must be the one
+    each of `models` was trained on, where its train.json records it."""
+    data = load_omniglot(data_path)
+    split = load_split(split_path, settings["split"], data.num_characters)
+    for model in models:
+        check_split(model, split, split_path)
     return stage_sampler(data, split["parts"][part], settings, "test")
 
 
@@ -90,7 +95,7 @@ def evaluate(model_path, data_path, split_path, settings: dict, num_tasks: int =
     settings = serving_settings(trained, *tested_on) if tested_on else trained
     use_device(settings["device"])
     params = head_for(load_params(model_path, trained), settings["n_way"])
-    sampler = _sampler(data_path, split_path, settings, part)
+    sampler = _sampler(data_path, split_path, settings, part, [model_path])
     steps, lr = settings["test_inner_steps"], settings["inner_lr"]
     clock = time.perf_counter()
     loop, tasks = inner.for_settings(settings), sampler.fixed_tasks(test_seed, num_tasks)
@@ -133,7 +138,7 @@ def evaluate_ensemble(model_paths, data_path, split_path, settings: dict, num_ta
     use_device(settings["device"])
     members = [head_for(load_params(path, trained), settings["n_way"]) for path in model_paths]
     loop, steps = inner.for_settings(settings), settings["test_inner_steps"]
-    sampler = _sampler(data_path, split_path, settings)
+    sampler = _sampler(data_path, split_path, settings, models=model_paths)
     clock = time.perf_counter()
     per_task = mode_accuracies(members, loop, sampler, sampler.fixed_tasks(test_seed, num_tasks),
                                steps, queries, progress, desc="ensemble")

@@ -4,11 +4,12 @@ finite values, checked before any command uses it (evaluate, ensembles, predict,
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
-from maml.data import DataError
-from maml.files import load_arrays
+from maml.data import DataError, split_hash
+from maml.files import load_arrays, read_json
 from maml.meta import init_meta_params
 from maml.model import Params, arrays_to_params
 from maml.settings import validate, with_defaults
@@ -41,3 +42,14 @@ def load_params(path: str | os.PathLike, settings: dict) -> Params:
         if not np.isfinite(arrays[name]).all():
             raise DataError(f"{path}: {name} has non-finite values")
     return arrays_to_params({name: arrays[name] for name in expected})
+
+
+def check_split(model_path: str | os.PathLike, split: dict, split_path) -> None:
+    """The split a model is evaluated with is the one it was trained on, by content, where
+    its train.json records that (runs trained before it did are known by name only)."""
+    summary = Path(model_path).parent / "train.json"
+    recorded = read_json(summary).get("split_hash") if summary.is_file() else None
+    if recorded is not None and recorded != split_hash(split):
+        raise DataError(f"{split_path}: not the split {model_path} was trained on (its "
+                        f"train.json records split {recorded}, this file is "
+                        f"{split_hash(split)}): its test part could hold training characters")

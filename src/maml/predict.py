@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,14 +107,16 @@ def support_set(source: str | os.PathLike) -> tuple[list[Path], list[str]]:
             paths += files
             labels += [folder.name] * len(files)
     elif source.is_file():
-        with source.open(newline="") as handle:
+        with source.open(newline="", encoding="utf-8-sig") as handle:  # Excel's BOM too
             rows = [row for row in csv.reader(handle) if row and not row[0].startswith("#")]
         if rows and rows[0][:2] == ["path", "label"]:
             rows = rows[1:]
         if any(len(row) != 2 for row in rows):
             raise DataError(f"{source}: every row must be 'path,label'")
         paths = [source.parent / row[0] for row in rows]
-        labels = [row[1] for row in rows]
+        labels = [row[1].strip() for row in rows]
+        if "" in labels:
+            raise DataError(f"{source}: row {labels.index('') + 1} has an empty label")
     else:
         raise DataError(f"{source}: no such support folder or CSV file")
     if len(set(labels)) < 2:
@@ -185,9 +188,26 @@ def predict(model_path, support, queries, steps: int | None = None,
     classes = sorted(set(labels))
     support_y = np.array([classes.index(label) for label in labels])
     query_paths = query_images(queries)
-    probabilities = adapt_and_predict(model, read_images(paths), support_y,
-                                      read_images(query_paths), steps, inner_lr, mode)
+    support_x = read_images(paths)
+    warn_if_uninformative(support_x, support_y, classes)
+    probabilities = adapt_and_predict(model, support_x, support_y, read_images(query_paths),
+                                      steps, inner_lr, mode)
     return classes, query_paths, probabilities
+
+
+def warn_if_uninformative(support_x: np.ndarray, support_y: np.ndarray, classes) -> None:
+    """A warning on stderr where two classes' support images are all identical: nothing
+    tells those classes apart, so their probabilities mean nothing."""
+    firsts = {}
+    for label in range(len(classes)):
+        images = support_x[support_y == label]
+        if (images == images[0]).all():
+            firsts.setdefault(images[0].tobytes(), []).append(classes[label])
+    alike = [names for names in firsts.values() if len(names) > 1]
+    for names in alike:
+        print(f"warning: the support images of {', '.join(map(repr, names))} are identical: "
+              "nothing tells these classes apart, so their probabilities carry no "
+              "information", file=sys.stderr)
 
 
 def predictions_csv(classes: list[str], query_paths: list[Path],

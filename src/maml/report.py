@@ -9,8 +9,10 @@ import math
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -361,7 +363,7 @@ def _frame(columns, rows, *args) -> pd.DataFrame:
 
 def lake_html_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Lake's table (`lake_table`'s frame) as text under human headers, no NaN."""
-    def number(value, digits=1):
+    def number(value, digits=2):  # Lake's errors are multiples of 0.25
         return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
 
     return pd.DataFrame({
@@ -658,7 +660,7 @@ def _error_cell(mean: float, interval) -> str:
     not scored this way."""
     if pd.isna(mean):
         return "not scored"
-    return f"{mean:.1f}" + ("" if interval is None or pd.isna(interval) else f" ± {interval:.1f}")
+    return f"{mean:.2f}" + ("" if interval is None or pd.isna(interval) else f" ± {interval:.2f}")
 
 
 def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
@@ -693,9 +695,9 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
             "ci95_seeds": t_interval(errors) if len(errors) > 1 else None,
             "independent_error_percent": independent.mean(),
             "independent_ci95_seeds": t_interval(independent) if len(errors) > 1 else None,
-            "per_seed": "; ".join(f"{e:.1f}" for e in errors),
+            "per_seed": "; ".join(f"{e:.2f}" for e in errors),
             # per seed where there are several and each was scored this way
-            "independent_per_seed": "; ".join(f"{e:.1f}" for e in independent)
+            "independent_per_seed": "; ".join(f"{e:.2f}" for e in independent)
             if len(errors) > 1 and not np.isnan(independent).any() else "",
             "budget": (f"{group['iterations'].iloc[0]} iterations, "
                        f"{group['train_cpu_hours'].mean():.2f} CPU-hours/seed"),
@@ -734,8 +736,24 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
     provenance.json and the list of runs in progress ((run folder, state path, retrain)) with
     the ensembles still waiting for members' models ((ensemble, [runs])). `selection`: the
     choice per cell (results/selection.json), whose models from other cells have their test
-    results in `chosen` (evaluations and ensembles, maml.selection)."""
+    results in `chosen` (evaluations and ensembles, maml.selection). Every output is made in
+    a staging folder first and moved into place only when all are made, so a failure (a
+    corrupt or mismatched evaluation file) leaves the committed tables as they were."""
+    with tempfile.TemporaryDirectory(prefix=".aggregate-", dir=Path(outputs["markdown"]).parent
+                                     ) as staging:
+        staged = {key: Path(staging) / f"{key}{Path(path).suffix}"
+                  for key, path in outputs.items()}
+        _aggregate(evals, summaries, curves, staged, config, workflow_dir, lake, in_progress,
+                   ensembles, ensembles_waiting, selection, chosen)
+        for key, path in outputs.items():  # all or nothing: a failure above replaced none
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(staged[key], path)
+
+
+def _aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir, lake,
+               in_progress, ensembles, ensembles_waiting, selection, chosen) -> None:
     threads = config.get("threads", 1)
+    check_evaluations(evals, config)
     runs = load_runs(evals, summaries, threads)
     elsewhere = [path for path in chosen if Path(path).name == "eval.json"]
     ensembles = [*ensembles, *(path for path in chosen if path not in elsewhere)]
@@ -777,6 +795,24 @@ def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_di
 
 # The results tables the README shows, each between a pair of markers
 # (<!-- results/NAME --> ... <!-- /results/NAME -->), so that it is never an older copy.
+def check_evaluations(evals, config: dict) -> None:
+    """Each run's evaluation was made on the config's test tasks: its task count and seed, and
+    as a result file of this project (an evaluation run by hand with other settings, or a
+    corrupt file, is named instead of entering the table)."""
+    for path in evals:
+        result = read_json(path)
+        if not isinstance(result, dict) or "accuracy" not in result:
+            raise FileFormatError(f"{path}: not an evaluation of this project")
+        if not math.isfinite(result["accuracy"]):
+            raise FileFormatError(f"{path}: a non-finite accuracy ({result['accuracy']})")
+        for key, wanted in (("num_tasks", config.get("test_tasks", 600)),
+                            ("test_seed", config.get("test_seed", 0))):
+            if result.get(key) != wanted:
+                raise FileFormatError(
+                    f"{path}: made with {key} {result.get(key)}, the config's is {wanted}: not "
+                    "the run's evaluation (rerun it with the pipeline, which writes it so)")
+
+
 # The documents that show results tables, and which (the README its headline table alone).
 DOCUMENT_TABLES = {"README.md": ("headline.md",),
                    "docs/results.md": ("table.md", "best_per_cell.md", "selection.md",

@@ -165,6 +165,20 @@ class SettingsError(ValueError):
     """A setting is impossible; the message names the key."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path):
     """A YAML file's contents (a .json file read as JSON: PyYAML reads JSON's 1e-05 as text);
     a syntax error names the file, line and column."""
@@ -172,7 +186,7 @@ def read_yaml(path: str | Path):
         text = Path(path).read_text()
         if Path(path).suffix == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except OSError as error:
         raise SettingsError(f"{path}: cannot read it ({error.strerror})") from None
     except json.JSONDecodeError as error:
@@ -238,7 +252,24 @@ def resolve(n_way: int, k_shot: int, preset: str | None = None, method: str | No
     settings.update(upgrade({k: v for k, v in overrides.items() if v is not None}))
     settings["preset"] = preset
     validate(settings)
+    check_budget(settings, overrides)
     return settings
+
+
+def check_budget(settings: dict, overrides: dict) -> None:
+    """A preset that sets its budget per cell (`by_cell`) runs only those cells unless the
+    iterations are given: another cell would silently get the default iterations."""
+    preset, method = settings["preset"], settings["method"]
+    if preset is None:
+        return
+    by_cell = presets()[method]["presets"][preset].get("by_cell", {})
+    cell = cell_name(settings["n_way"], settings["k_shot"])
+    if by_cell and cell not in by_cell and overrides.get("iterations") is None:
+        raise SettingsError(
+            f"cells: preset {preset!r} of {method} sets its budget per cell "
+            f"({', '.join(by_cell)}), and {cell} is not one of them (it would get the default "
+            f"{DEFAULTS['iterations']} iterations); give it its own, e.g. cell_overrides: "
+            f"{{{cell}: {{iterations: N}}}} (or --epochs N)")
 
 
 def with_defaults(settings: dict) -> dict:
@@ -321,6 +352,9 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
                 and settings[key] < FLOAT32_MAX):
             raise SettingsError(f"{key}: must be positive and finite (in float32, below "
                                 f"{FLOAT32_MAX:.1e}), got {settings[key]}")
+    if settings["n_way"] < 2:
+        raise SettingsError(f"n_way: a classification task needs at least 2 ways, got "
+                            f"{settings['n_way']}")
     for key in ("seed", "first_order_until"):
         if settings[key] < 0:
             raise SettingsError(f"{key}: must be 0 or more, got {settings[key]}")
@@ -384,13 +418,6 @@ def cell_settings(config: dict, method: str, cell: str, seed: int,
                             "keys, not overrides")
     settings = resolve(n_way, k_shot, config["preset"], method, **overrides, **fixed)
     validate(settings, SPLIT_SIZES[split])
-    by_cell = presets()[method]["presets"][config["preset"]].get("by_cell", {})
-    if by_cell and cell not in by_cell and "iterations" not in overrides:
-        raise SettingsError(
-            f"cells: preset {config['preset']!r} of {method} sets its budget per cell "
-            f"({', '.join(by_cell)}), and {cell} is not one of them (it would get the default "
-            f"{DEFAULTS['iterations']} iterations); give it its own, e.g. cell_overrides: "
-            f"{{{cell}: {{iterations: N}}}}")
     return settings
 
 

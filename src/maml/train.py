@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from maml.data import load_omniglot, load_split
+from maml.data import load_omniglot, load_split, split_hash
 from maml.device import use_device
 from maml.evaluate import per_task_accuracies
 from maml.files import FileFormatError, load_arrays, save_arrays, write_json, write_text
@@ -95,6 +95,22 @@ class Checkpoint:
                                   "(it has no training record)")
         return arrays, json.loads(str(arrays["meta"]))
 
+    def check(self, meta: dict) -> None:
+        """A checkpoint's record agrees with itself: its settings key is there, and its
+        iteration, Adam's step count and its curve's rows are one count (an edited or mixed
+        checkpoint would resume into a curve that goes back)."""
+        iteration, curve = meta.get("iteration"), meta.get("curve", [])
+        if meta.get("settings_key") is None:
+            raise SettingsError(f"{self.path}: records no settings key, so nothing tells "
+                                "which settings it was written with; delete it to start "
+                                "again")
+        steps = [row.get("iteration") for row in curve]
+        if (meta.get("adam_step") != iteration or len(curve) != iteration
+                or steps != list(range(1, len(curve) + 1))):
+            raise SettingsError(f"{self.path}: inconsistent (iteration {iteration}, Adam "
+                                f"step {meta.get('adam_step')}, {len(curve)} curve rows "
+                                "numbered other than 1, 2, ...); delete it to start again")
+
     def curve(self) -> list[dict]:
         """The curve rows so far: the first rows of the run's curve.csv to come."""
         return self.read()[1]["curve"]
@@ -102,7 +118,8 @@ class Checkpoint:
     def load(self, params, best, adam: Adam, rng, settings_key: str | None = None):
         """Restore the state; refuse a checkpoint written with other training settings."""
         arrays, meta = self.read()
-        if meta.get("settings_key", settings_key) != settings_key:
+        self.check(meta)
+        if meta.get("settings_key") != settings_key:
             raise SettingsError(f"{self.path}: written by a run with other training settings; "
                                 "resuming would mislabel the result. Delete it to start again, "
                                 "or give this run its own --state / --out-dir")
@@ -127,7 +144,8 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     checkpoint = Checkpoint(state_path or out_dir / "checkpoint.npz")
     for folder in (out_dir, checkpoint.path.parent):  # before any work, not at the first save
         writable_folder(folder)
-    data, split = load_omniglot(data_path), load_split(split_path, settings["split"])
+    data = load_omniglot(data_path)
+    split = load_split(split_path, settings["split"], data.num_characters)
     # (the pipeline passes training settings only: test-time ones take their counterparts)
     validate(with_defaults(settings),
              {part: len(chars) for part, chars in split["parts"].items()})
@@ -155,6 +173,10 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
             print(f"warning: {error}\nmoved it to {aside}; training starts from the beginning "
                   "(the same seed gives the same run)", file=sys.stderr)
 
+    if start > settings["iterations"]:
+        raise SettingsError(f"{checkpoint.path}: at iteration {start}, beyond the "
+                            f"{settings['iterations']} iterations asked; ask for at least "
+                            f"{start}, or give this run its own --state / --out-dir")
     elapsed0 = curve[-1]["elapsed_s"] if curve else 0.0
     clock, cpu_clock = time.perf_counter(), time.process_time()
     # this process's share of the run, and where it ran (a resumed run has several)
@@ -201,7 +223,8 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
 
     if segment["to_iteration"] > segment["from_iteration"]:
         segments = [*segments, segment]
-    summary = {"settings": settings, "iterations": settings["iterations"], "resumed_from": start,
+    summary = {"settings": settings, "split_hash": split_hash(split),
+               "iterations": settings["iterations"], "resumed_from": start,
                "best_val_accuracy": best_val,
                "wall_time_s": curve[-1]["elapsed_s"] if curve else 0.0,
                "segments": segments}

@@ -10,7 +10,7 @@ from maml.report import aggregate  # noqa: E402
 
 aggregate(snakemake.input.evals, snakemake.input.summaries, snakemake.input.curves,
           dict(snakemake.output.items()), snakemake.params.config,
-          workflow_dir=Path(snakemake.scriptdir).parents[1], lake=snakemake.input.lake,
+          workflow_dir=Path(snakemake.scriptdir).resolve().parents[1], lake=snakemake.input.lake,
           ensembles=snakemake.input.ensembles,
           in_progress=snakemake.params.in_progress,
           ensembles_waiting=snakemake.params.ensembles_waiting,

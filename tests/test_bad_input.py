@@ -1,0 +1,153 @@
+"""Bad input gets one line naming the file or flag and what is wrong (issue 44: items 9 and 10
+and the weak list): degenerate tasks, a preset asked for a cell it has no budget for, repeated
+YAML keys, a CSV with a byte-order mark or an empty label, uninformative support sets."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maml.data import DataError
+from maml.predict import predict, support_set, warn_if_uninformative
+from maml.settings import SettingsError, check_config, read_yaml, resolve
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "results" / "runs" / "finn" / "maml" / "5way1shot" / "seed0" / "model.npz"
+
+
+def maml(*args):
+    return subprocess.run([sys.executable, "-m", "maml", *map(str, args)], capture_output=True,
+                          text=True)
+
+
+def one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_one_way_is_not_a_classification_task(tmp_path):
+    with pytest.raises(SettingsError, match="n_way: a classification task needs at least 2"):
+        resolve(1, 1)
+    config = read_yaml(REPO / "config" / "offline-small.yaml")
+    config["cells"] = ["1way1shot"]
+    with pytest.raises(SettingsError, match="cell 1way1shot: n_way: a classification task"):
+        check_config(config)
+    one_line_error(maml("train", "--n_way", "1", "--out-dir", tmp_path), "n_way")
+
+
+def test_a_preset_with_budgets_per_cell_refuses_another_cell_on_the_command_line(tmp_path):
+    one_line_error(maml("train", "--preset", "laptop", "--n_way", "10", "--k_spt", "5",
+                        "--out-dir", tmp_path),
+                   "preset 'laptop' of maml sets its budget per cell", "10way5shot")
+    assert resolve(10, 5, preset="laptop", iterations=5)["iterations"] == 5
+
+
+def test_a_repeated_yaml_key_is_named_with_its_line(tmp_path):
+    config = tmp_path / "settings.yaml"
+    config.write_text("n_way: 5\nmeta_lr: 0.001\nn_way: 20\n")
+    with pytest.raises(SettingsError, match=r"settings.yaml: line 3, column 1: .*'n_way' "
+                                            "appears twice"):
+        read_yaml(config)
+    one_line_error(maml("train", "--config", config, "--out-dir", tmp_path / "out"),
+                   "appears twice")
+
+
+def test_a_support_csv_from_excel_and_an_empty_label(tmp_path):
+    support = REPO / "examples" / "support"
+    rows = [f"{png},{png.parent.name}" for png in sorted(support.rglob("*.png"))]
+    csv = tmp_path / "support.csv"
+    csv.write_bytes(("\ufeffpath,label\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    paths, labels = support_set(csv)
+    assert len(paths) == 5 and "path" not in labels and labels[0] == sorted(
+        p.name for p in support.iterdir())[0]
+    csv.write_text("path,label\n" + rows[0] + "\n" + rows[1].split(",")[0] + ", \n")
+    with pytest.raises(DataError, match="support.csv: row 2 has an empty label"):
+        support_set(csv)
+
+
+def test_identical_support_images_are_warned_of(tmp_path, capsys):
+    support = tmp_path / "support"
+    shutil.copytree(REPO / "examples" / "support", support)
+    first, second = sorted(support.iterdir())[:2]
+    for png in second.iterdir():
+        png.unlink()
+    shutil.copy(next(first.iterdir()), second / "same.png")
+    predict(MODEL, support, [REPO / "examples" / "query"])
+    err = capsys.readouterr().err
+    assert f"'{first.name}', '{second.name}' are identical" in err
+    warn_if_uninformative(np.arange(8.0).reshape(2, 2, 2), np.array([0, 1]), ["a", "b"])
+    assert capsys.readouterr().err == ""
+
+
+TINY = dict(meta_batch=2, k_query=2, test_k_query=2, inner_steps=1, inner_lr=0.4,
+            test_inner_steps=1, val_inner_steps=1, val_every=2, val_tasks=4, checkpoint_every=2)
+
+
+def test_a_checkpoint_must_agree_with_itself(prepared, tmp_path):
+    """Item 7: an edited iteration count, a missing settings key, fewer iterations than
+    already done: each refused in one line, the checkpoint kept for the user to look at."""
+    import json
+
+    from maml.files import load_arrays, save_arrays
+    from maml.train import train
+
+    settings = resolve(5, 1, iterations=4, **TINY)
+    state = tmp_path / "state.npz"
+    train(settings, prepared["data_path"], prepared["splits"]["finn"], tmp_path / "run",
+          state_path=state, progress=False)
+
+    def edited(change):
+        arrays = load_arrays(state)
+        meta = json.loads(str(arrays["meta"]))
+        change(meta)
+        arrays["meta"] = np.array(json.dumps(meta))
+        path = tmp_path / "edited.npz"
+        save_arrays(path, arrays)
+        return path
+
+    for change, message in ((lambda m: m.update(iteration=2), "inconsistent"),
+                            (lambda m: m.pop("settings_key"), "records no settings key")):
+        path = edited(change)
+        with pytest.raises(SettingsError, match=message):
+            train({**settings, "iterations": 8}, prepared["data_path"],
+                  prepared["splits"]["finn"], tmp_path / "again", state_path=path,
+                  resume=True, progress=False)
+        assert path.exists()
+    with pytest.raises(SettingsError, match="at iteration 4, beyond the 2 iterations asked"):
+        train({**settings, "iterations": 2}, prepared["data_path"], prepared["splits"]["finn"],
+              tmp_path / "fewer", state_path=state, resume=True, progress=False)
+
+
+def test_a_split_is_known_by_its_content(prepared, tmp_path):
+    """Item 8: a model trained on another 'finn' split (another seed) is not evaluated with
+    the default one, whose test part holds its training characters; hand-made splits with an
+    index out of range or a character in two parts are refused."""
+    import json
+
+    from maml.data import load_split, make_split, save_split
+    from maml.evaluate import evaluate
+    from maml.train import train
+
+    other = tmp_path / "finn7.json"
+    save_split(make_split(prepared["data"], "finn", seed=7), other)
+    settings = resolve(5, 1, iterations=2, **TINY)
+    train(settings, prepared["data_path"], other, tmp_path / "run", progress=False)
+    with pytest.raises(DataError, match="not the split .* was trained on"):
+        evaluate(tmp_path / "run" / "model.npz", prepared["data_path"],
+                 prepared["splits"]["finn"], settings, num_tasks=2, progress=False)
+    assert evaluate(tmp_path / "run" / "model.npz", prepared["data_path"], other, settings,
+                    num_tasks=2, progress=False)["num_tasks"] == 2
+    split = json.loads(Path(prepared["splits"]["finn"]).read_text())
+    for change, message in ((lambda s: s["parts"]["test"].append(5000), "character 5000"),
+                            (lambda s: s["parts"]["test"].append(s["parts"]["train"][0]),
+                             "is in part 'train' and in part 'test'")):
+        broken = json.loads(json.dumps(split))
+        change(broken)
+        (tmp_path / "broken.json").write_text(json.dumps(broken))
+        with pytest.raises(DataError, match=message):
+            load_split(tmp_path / "broken.json", "finn", prepared["data"].num_characters)
