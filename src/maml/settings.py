@@ -171,6 +171,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`, overridable
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -350,8 +352,9 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     for key in POSITIVE:
         if not (settings[key] > 0 and math.isfinite(settings[key])
                 and settings[key] < FLOAT32_MAX):
-            raise SettingsError(f"{key}: must be positive and finite (in float32, below "
-                                f"{FLOAT32_MAX:.1e}), got {settings[key]}")
+            raise SettingsError(f"{key}: must be positive and finite, got {settings[key]}"
+                                + (" (infinite in float32)" if settings[key] >= FLOAT32_MAX
+                                   else ""))
     if settings["n_way"] < 2:
         raise SettingsError(f"n_way: a classification task needs at least 2 ways, got "
                             f"{settings['n_way']}")
