@@ -105,3 +105,25 @@ def test_evaluate_and_lake_runs_without_out_leave_the_models_folder_alone(
                  str(Path(SOURCE) / "all_runs.zip"), "--steps", "1"]) == 0
     assert (lake / "lake_runs.json").read_bytes() == before
     assert (tmp_path / "output" / "evaluations" / "lake" / "lake_runs.json").is_file()
+
+
+def test_prepare_twice_does_nothing_the_second_time(tmp_path, capsys):
+    args = ["prepare", "--source", SOURCE, "--md5", *MD5.values(), "--out-dir", str(tmp_path)]
+    assert main(args) == 0
+    assert "prepared 1623 characters" in capsys.readouterr().out
+    made = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    assert main(args) == 0
+    assert "already prepared (1623 characters" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()} == made
+
+
+def test_status_lists_the_runs_in_progress(tmp_path, capsys):
+    import json
+
+    record = tmp_path / "state" / "finn" / "maml" / "5way1shot" / "long-seed0" / "abc.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(json.dumps({"iteration": 10, "iterations": 100, "segments": [
+        {"cpu_s": 36, "machine": {"kind": "AMD EPYC (AVX-512)"}}]}))
+    assert main(["status", "--results", str(tmp_path)]) == 0
+    assert "| finn/maml/5way1shot/long-seed0 | 10 | 100 | 0.01 | AMD EPYC (AVX-512) |" in \
+        capsys.readouterr().out

@@ -129,21 +129,43 @@ def cmd_split(args) -> None:
 
 
 def cmd_prepare(args) -> None:
-    """Fetch, preprocess and split in one go, for use without Snakemake."""
-    from maml.data import (ARCHIVES, OFFICIAL_MD5, fetch_archive, local_archive, make_split,
-                           preprocess, save_omniglot, save_split)
+    """Fetch, preprocess and split in one go, for use without Snakemake; nothing to do where
+    the folder already holds the same archives (by md5) and what is made from them."""
+    from maml.data import (ARCHIVES, OFFICIAL_MD5, fetch_archive, load_omniglot, local_archive,
+                           make_split, md5sum, preprocess, save_omniglot, save_split)
 
     md5 = dict(OFFICIAL_MD5)
     md5.update({name: value for name, value in zip(ARCHIVES, args.md5 or [])})
     out = Path(args.out_dir)
     refuse_writing_inputs({f"--out-dir's {name}.zip": out / f"{name}.zip" for name in ARCHIVES},
                           {"--source": [local_archive(args.source, name) for name in ARCHIVES]})
+    made = [out / "omniglot28.npz", *(out / "splits" / f"{name}.json" for name in SPLITS)]
+    if all(path.is_file() for path in made) and all(
+            (out / f"{name}.zip").is_file() and md5sum(out / f"{name}.zip") == md5[name]
+            for name in ARCHIVES):
+        data = load_omniglot(made[0])
+        print(f"{out}: already prepared ({data.num_characters} characters, splits "
+              f"{', '.join(SPLITS)}; the archives' md5 sums match). Delete it to prepare again.")
+        return
     archives = {name: fetch_archive(name, args.source, md5[name], out / f"{name}.zip")
                 for name in ARCHIVES}
     data = preprocess(archives)
-    save_omniglot(data, out / "omniglot28.npz")
+    save_omniglot(data, made[0])
     for name in SPLITS:
         save_split(make_split(data, name), out / "splits" / f"{name}.json")
+    print(f"{out}: prepared {data.num_characters} characters from {', '.join(ARCHIVES)} "
+          f"(md5 checked) and the splits {', '.join(SPLITS)}")
+
+
+def cmd_status(args) -> None:
+    """The training runs in progress under --results: their checkpoints' records."""
+    from maml.progress import progress_markdown
+
+    states = sorted(Path(args.results, "state").rglob("*.json"))
+    runs = [(str(path.parent.relative_to(Path(args.results, "state"))),
+             path.with_suffix(".npz"), False) for path in states]
+    text = progress_markdown(runs)
+    print("\n".join(line for line in text.splitlines() if not line.startswith("#")).strip())
 
 
 def cmd_train(args) -> None:
@@ -447,6 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results")
     p.add_argument("--check", action="store_true", help="only say whether the copies are current")
     p.set_defaults(func=cmd_readme_tables)
+
+    p = sub.add_parser("status", help="training runs in progress: iterations done, CPU-hours, "
+                       "machines (from their checkpoints' records under results/state/)")
+    p.add_argument("--results", default="results")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("check-yaml", help="say which file and line of YAML files does not parse "
                        "(run.sh checks config files so, as Snakemake names neither)")
