@@ -15,3 +15,6 @@ aggregate(snakemake.input.evals, snakemake.input.summaries, snakemake.input.curv
           in_progress=snakemake.params.in_progress,
           ensembles_waiting=snakemake.params.ensembles_waiting,
           selection=snakemake.input.selection or None, chosen=snakemake.input.chosen)
+print(f"{snakemake.output.markdown}: {len(snakemake.input.evals)} evaluations, "
+      f"{len(snakemake.input.ensembles)} ensembles and {len(snakemake.input.chosen)} results "
+      "chosen on validation; the other tables and figures beside it")

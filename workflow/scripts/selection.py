@@ -7,5 +7,7 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from maml.selection import write_selection  # noqa: E402
 
-write_selection(snakemake.params.config, snakemake.input.summaries,
-                snakemake.output.markdown, snakemake.output.choices)
+chosen = write_selection(snakemake.params.config, snakemake.input.summaries,
+                         snakemake.output.markdown, snakemake.output.choices)
+for cell, modes in chosen.items():
+    print(f"{cell}: " + ", ".join(f"{mode} {label}" for mode, label in modes.items()))

@@ -7,5 +7,7 @@ sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from maml.data import load_omniglot, make_split, save_split  # noqa: E402
 
-save_split(make_split(load_omniglot(snakemake.input[0]), snakemake.wildcards.split),
-           snakemake.output[0])
+split = make_split(load_omniglot(snakemake.input[0]), snakemake.wildcards.split)
+save_split(split, snakemake.output[0])
+print(f"{snakemake.output[0]}: " + ", ".join(f"{part} {len(characters)} characters"
+                                             for part, characters in split["parts"].items()))
