@@ -12,8 +12,8 @@ import pytest
 
 from conftest import MD5, SHARED_COPY, SOURCE
 from maml.files import FileFormatError
-from maml.report import (DOCUMENT_TABLES, README_TABLES, readme_table, readme_with_results,
-                         table_rows)
+from maml.readme_blocks import (DOCUMENT_TABLES, README_TABLES, readme_table,
+                                readme_with_results, table_rows)
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = "<!-- shipped-models-example -->"

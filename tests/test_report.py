@@ -1,5 +1,5 @@
 """The figures' line styles: a reader matches lines across panels by colour."""
-from maml.report import _line_styles
+from maml.figures import _line_styles
 from maml.settings import GRID
 
 
@@ -20,7 +20,7 @@ def test_a_method_keeps_its_colour_in_every_panel_and_lines_stay_apart():
 
 def test_each_method_has_its_own_colour_whatever_families_join():
     """A family's colour is its own (presets.yaml), not its position among the families."""
-    from maml.report import COLOURS
+    from maml.figures import COLOURS
     from maml.settings import METHODS
 
     assert set(COLOURS) == set(METHODS) and None not in COLOURS.values()
@@ -36,7 +36,7 @@ def test_the_grid_comparison_gives_welch_intervals_of_the_differences():
     import pandas as pd
     from scipy import stats
 
-    from maml.report import grid_comparison
+    from maml.tables import grid_comparison
 
     a, b = [90.0, 92.0, 89.0], [88.0, 88.5, 88.7]
     runs = pd.DataFrame([
@@ -58,7 +58,7 @@ def test_the_grid_comparison_gives_welch_intervals_of_the_differences():
 def test_the_grid_comparison_names_a_difference_without_an_interval_for_one_seed():
     import pandas as pd
 
-    from maml.report import grid_comparison
+    from maml.tables import grid_comparison
 
     runs = pd.DataFrame([{"cell": "20way1shot", "method": method, "run": GRID, "split": "finn",
                           "accuracy": acc, "train_cpu_hours": 0.1, "iterations": 1000}
@@ -75,7 +75,8 @@ def test_the_per_cell_summary_shows_headline_ensemble_longer_and_full_paper_rows
     import pandas as pd
     from scipy import stats
 
-    from maml.report import best_per_cell, summarise
+    from maml.results_rows import summarise
+    from maml.tables import best_per_cell
 
     def run(method, run, preset, iterations, accuracy, seed=0, hours=1.0,
             trained_on="5way1shot"):
@@ -120,7 +121,8 @@ def test_a_model_chosen_from_another_cell_heads_the_cell_beside_the_cells_own():
     chosen for each query on its own follows where it differs."""
     import pandas as pd
 
-    from maml.report import best_per_cell, headline_table, summarise
+    from maml.results_rows import summarise
+    from maml.tables import best_per_cell, headline_table
 
     def run(label, accuracy, seed, trained_on):
         return {"cell": "20way5shot", "method": "maml++", "run": label, "preset": "laptop",
@@ -156,7 +158,7 @@ def test_the_cpu_hours_figure_plots_the_runs_process_cpu_time(tmp_path):
 
     from maml.files import read_json
     from maml.progress import train_cpu_seconds
-    from maml.report import plot_accuracy_vs_cpu_hours
+    from maml.figures import plot_accuracy_vs_cpu_hours
 
     repo = Path(__file__).resolve().parents[1] / "results" / "runs" / "finn"
     folders = [repo / "fomaml" / "5way1shot" / f"seed{s}" for s in range(3)] + [

@@ -339,9 +339,9 @@ def _machines_note(checkpoint, curve_path) -> str:
 
 def cmd_readme_tables(args) -> None:
     """Copy the committed results tables into the README and the docs pages that show them
-    (report.DOCUMENT_TABLES), in place of their older copies."""
+    (readme_blocks.DOCUMENT_TABLES), in place of their older copies."""
     from maml.files import FileFormatError, write_text
-    from maml.report import DOCUMENT_TABLES, readme_with_results
+    from maml.readme_blocks import DOCUMENT_TABLES, readme_with_results
 
     stale = []
     for name, tables in DOCUMENT_TABLES.items():
