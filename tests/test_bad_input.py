@@ -12,7 +12,8 @@ import pytest
 
 from maml.data import DataError
 from maml.predict import predict, support_set, warn_if_uninformative
-from maml.settings import SettingsError, check_config, read_yaml, resolve
+from maml.settings import SettingsError, read_yaml, resolve
+from maml.pipeline_config import check_config
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "results" / "runs" / "finn" / "maml" / "5way1shot" / "seed0" / "model.npz"

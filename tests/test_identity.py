@@ -8,9 +8,9 @@ import yaml
 
 from maml import settings as settings_module
 from maml.files import read_json
-from maml.settings import (IDENTITY_KEYS, SettingsError, fingerprint, grid_runs, identity,
-                           parse_run, resolve, run_settings, training_settings, upgrade,
-                           with_defaults)
+from maml.settings import SettingsError, resolve, training_settings, upgrade, with_defaults
+from maml.identity import IDENTITY_KEYS, fingerprint, identity
+from maml.pipeline_config import grid_runs, parse_run, run_settings
 from maml.train import resume_key
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,6 @@ evaluate, ensembles and Lake's runs use) and through `predict`; batch norm with 
 together does not (so the check can fail); and every committed run keeps its identity."""
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import paddle
@@ -15,7 +14,8 @@ from maml import inner, meta
 from maml.files import save_arrays, write_json
 from maml.model import params_to_arrays
 from maml.predict import predict
-from maml.settings import NORMS, QUERY_MODES, TRANSDUCTIVE_NORMS, identity, resolve
+from maml.settings import NORMS, QUERY_MODES, TRANSDUCTIVE_NORMS, resolve
+from maml.identity import identity
 
 EXAMPLES = REPO / "examples"
 

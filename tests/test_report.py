@@ -1,6 +1,6 @@
 """The figures' line styles: a reader matches lines across panels by colour."""
 from maml.figures import _line_styles
-from maml.settings import GRID
+from maml.pipeline_config import GRID
 
 
 def test_a_method_keeps_its_colour_in_every_panel_and_lines_stay_apart():
@@ -105,7 +105,8 @@ def test_the_per_cell_summary_shows_headline_ensemble_longer_and_full_paper_rows
         ["ensemble of its seeds", "maml++, best ensemble (laptop)"],
         ["same configuration, longer", "maml++, best8h (laptop)"],
         ["the paper's protocol to its end", "maml, paper_full (paper)"]]
-    assert f"| 5way1shot | {sum(heads) / 3:.2f} ± {half:.2f} (3 seeds) | model not kept | 7000 | " \
+    assert f"| 5way1shot | {sum(heads) / 3:.2f} ± {half:.2f} (3 seeds) | model not kept | " \
+           "7000 | " \
            f"1.00 | 98.7 | {sum(heads) / 3 - 98.7:+.2f} | 99.47 | " \
            f"{sum(heads) / 3 - 99.47:+.2f} |" in lines[0]
     assert "| 99.70 (ensemble of 3 seeds) | - | 7000 | 3.00 (3 models) |" in lines[1]

@@ -13,7 +13,8 @@ from maml.cells import head_for, serving_settings
 from maml.evaluate import evaluate
 from maml.files import load_arrays
 from maml.model import arrays_to_params
-from maml.settings import SettingsError, expand, read_yaml
+from maml.settings import SettingsError, read_yaml
+from maml.identity import expand
 from maml.tasks import TaskSampler
 
 REPO = Path(__file__).resolve().parents[1]

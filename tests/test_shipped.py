@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from maml.evaluate import evaluate
-from maml.settings import expand, parse_cell
+from maml.settings import parse_cell
+from maml.identity import expand
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(path.parent for path in (REPO / "results" / "runs").rglob("model.npz"))

@@ -11,7 +11,8 @@ import pytest
 
 from maml.evaluate import confidence_interval, evaluate, evaluate_ensemble
 from maml.files import load_arrays
-from maml.settings import SettingsError, parse_run, resolve, run_name
+from maml.settings import SettingsError, resolve
+from maml.pipeline_config import parse_run, run_name
 from maml.train import meta_lr, train
 
 TINY = dict(meta_batch=2, k_query=2, test_k_query=2, inner_steps=1, inner_lr=0.4,

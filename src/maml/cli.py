@@ -172,7 +172,7 @@ def cmd_train(args) -> None:
     from maml.train import train
 
     from maml.files import read_json
-    from maml.settings import fingerprint
+    from maml.identity import fingerprint
 
     settings = _settings_from(args)
     # keyed by the training settings, so that a run with other settings never replaces it

@@ -16,8 +16,7 @@ from maml.inner import InnerLoop
 from maml.meta import adapted_probabilities, as_tensors, evaluation_accuracies, task_groups
 from maml.model import Params
 from maml.model_file import check_split, load_params
-from maml.settings import (INDEPENDENT, QUERY_MODES, SettingsError, check_num_tasks,
-                           with_defaults)
+from maml.settings import INDEPENDENT, QUERY_MODES, SettingsError, check_num_tasks, with_defaults
 from maml.tasks import TaskIndices, TaskSampler, stage_sampler
 
 

@@ -15,7 +15,8 @@ import pandas as pd  # noqa: E402
 
 from maml.files import atomic_write, read_json  # noqa: E402
 from maml.results_rows import PAPER, cell_of, method_of, run_label  # noqa: E402
-from maml.settings import GRID, presets, with_defaults  # noqa: E402
+from maml.settings import presets, with_defaults  # noqa: E402
+from maml.pipeline_config import GRID  # noqa: E402
 
 
 # Each method's colour in every figure, from its family in presets.yaml.
@@ -71,8 +72,9 @@ def _validation_curves(curves, summaries, main_split: str, threads: int = 1) -> 
 def cpu_seconds_by_row(curve: pd.DataFrame, summary: dict, threads: int = 1) -> np.ndarray:
     """Each curve row's training CPU time so far: within each segment of the run (its
     train.json), the segment's process CPU time spread over its rows by their wall clock,
-    its last row at the segment's end, so the curve's last row is the run's CPU time (`maml.progress.train_cpu_seconds`, the table's);
-    a run without segments, wall time x threads, as the table."""
+    its last row at the segment's end, so the curve's last row is the run's CPU time
+    (`maml.progress.train_cpu_seconds`, the table's); a run without segments, wall time x
+    threads, as the table."""
     elapsed = curve["elapsed_s"].to_numpy(dtype=float)
     iterations = curve["iteration"].to_numpy()
     segments = summary.get("segments") or []

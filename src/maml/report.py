@@ -19,7 +19,7 @@ from maml.progress import progress_markdown
 from maml.provenance import provenance
 from maml.results_rows import (check_evaluations, ensemble_rows, in_cell_order, load_runs,
                                run_folder, summarise)
-from maml.settings import ensembles as configured_ensembles
+from maml.pipeline_config import ensembles as configured_ensembles
 from maml.tables import (BEST_COLUMNS, HEADLINE_COLUMNS, HTML_COLUMNS, cell_rows,
                          grid_comparison, html_page, lake_html_frame, lake_table, markdown,
                          markdown_table, text_frame)

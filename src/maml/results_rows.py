@@ -12,7 +12,8 @@ from scipy import stats
 
 from maml.files import FileFormatError, read_json
 from maml.progress import train_cpu_seconds
-from maml.settings import GRID, INDEPENDENT, cell_name, parse_run, with_defaults
+from maml.settings import INDEPENDENT, cell_name, with_defaults
+from maml.pipeline_config import GRID, parse_run
 
 
 # Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).

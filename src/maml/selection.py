@@ -17,8 +17,9 @@ from pathlib import Path
 
 from maml.files import read_json, write_json, write_text
 from maml.progress import train_cpu_seconds
-from maml.settings import (INDEPENDENT, SettingsError, extra_method, extra_seeds, extra_split,
-                           parse_cell, run_name, run_settings)
+from maml.pipeline_config import (extra_method, extra_seeds, extra_split, run_name,
+                                  run_settings)
+from maml.settings import INDEPENDENT, SettingsError, parse_cell
 
 # The query modes a choice is made for: the paper's protocol, and each query on its own.
 MODES = ("together", INDEPENDENT)

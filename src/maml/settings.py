@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import math
 import re
@@ -98,21 +97,6 @@ MAX_TASKS = 100_000
 
 # A cell's name, e.g. 20way5shot; the workflow constrains its wildcard with the same pattern.
 CELL_PATTERN = r"[1-9][0-9]*way[1-9][0-9]*shot"
-# A run's folder within its cell: seed3 for the config's grid, long-seed0 for the extra run "long".
-LABEL_PATTERN = r"[a-z][a-z0-9_]*"  # an extra run's name
-RUN_PATTERN = rf"(?:{LABEL_PATTERN}-)?seed[0-9]+"
-# The table's label for the runs of the cells x seeds grid (an extra run has its own name).
-GRID = "grid"
-# The settings of every run when a run's identity was fixed (December 2026). A setting added
-# since enters a run's identity only where its value differs from its default, so adding a
-# default-valued setting retrains no run and orphans no checkpoint (a test checks); this list
-# is frozen, never extended.
-IDENTITY_KEYS = frozenset((
-    "method", "n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr",
-    "first_order", "first_order_until", "inner_bn", "bn_scale", "lslr", "per_step_bn",
-    "multi_step_loss", "msl_iterations", "meta_lr", "cosine_meta_lr", "meta_lr_min",
-    "iterations", "test_inner_steps", "test_k_query", "rotate", "split", "val_inner_steps",
-    "val_every", "val_tasks", "checkpoint_every", "seed", "device", "preset"))
 # Settings replaced since IDENTITY_KEYS was fixed: old key -> (new key, old value -> new
 # value). A run keeps its identity in the old form wherever one exists, and an old form in a
 # config, a preset or a recorded train.json reads as the new one.
@@ -290,29 +274,6 @@ def training_settings(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in EVALUATION_KEYS}
 
 
-def identity(settings: dict) -> dict:
-    """What names a run (its Snakemake params and checkpoint key): its settings, less those
-    added after IDENTITY_KEYS that keep their default (and so today's behaviour), a replaced
-    setting in its old form where its value has one (REPLACED)."""
-    old_forms = {new: (old, values) for old, (new, values) in REPLACED.items()}
-    named = {}
-    for key, value in upgrade(settings).items():
-        old, values = old_forms.get(key, (None, {}))
-        old_value = next((o for o, v in values.items() if _same(v, value)), None)
-        if old_value is not None:
-            named[old] = old_value
-        elif key in IDENTITY_KEYS or key not in DEFAULTS or value != DEFAULTS[key]:
-            named[key] = value
-    return named
-
-
-def _same(a, b) -> bool:
-    """Equal settings values; lists of layer kinds in any order."""
-    if isinstance(a, list) and isinstance(b, list):
-        return sorted(map(str, a)) == sorted(map(str, b)) and len(set(map(str, b))) == len(b)
-    return a == b
-
-
 def upgrade(settings: dict) -> dict:
     """Settings with each replaced key (REPLACED) in its new form."""
     settings = dict(settings)
@@ -327,11 +288,6 @@ def upgrade(settings: dict) -> dict:
                                 f"{new} alone ({old} is its old form)")
         settings[new] = values[value]
     return settings
-
-
-def expand(identity_settings: dict) -> dict:
-    """A run's full settings from its identity (the inverse of `identity`)."""
-    return {**DEFAULTS, **upgrade(identity_settings)}
 
 
 def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
@@ -407,148 +363,9 @@ def parse_cell(cell: str) -> tuple[int, int]:
     return int(n_way), int(k_shot)
 
 
-def cell_settings(config: dict, method: str, cell: str, seed: int,
-                  split: str | None = None) -> dict:
-    """A pipeline config's settings for one method, cell and seed: the method's preset <
-    overrides < cell overrides."""
-    n_way, k_shot = parse_cell(cell)
-    overrides = {**config.get("overrides", {}), **config.get("cell_overrides", {}).get(cell, {})}
-    split = split or config["split"]
-    fixed = {"seed": seed, "split": split, "device": config["device"]}
-    clash = set(overrides) & {*fixed, "n_way", "k_shot", "method"}
-    if clash:
-        raise SettingsError(f"overrides: {', '.join(sorted(clash))} set by the config's own "
-                            "keys, not overrides")
-    settings = resolve(n_way, k_shot, config["preset"], method, **overrides, **fixed)
-    validate(settings, SPLIT_SIZES[split])
-    return settings
-
-
-def run_name(seed: int, label: str | None = None) -> str:
-    """A run's folder name: 'seed0' in the grid, 'long-seed0' for the extra run 'long'."""
-    return f"{label}-seed{seed}" if label else f"seed{seed}"
-
-
-def parse_run(run: str) -> tuple[str | None, int]:
-    """'long-seed0' -> ('long', 0); 'seed2' -> (None, 2)."""
-    if not re.fullmatch(RUN_PATTERN, run):
-        raise SettingsError(f"{run!r} is not a run name like seed0 or long-seed0")
-    label, _, seed = run.rpartition("seed")
-    return label.removesuffix("-") or None, int(seed)
-
-
-def extra_method(extra: dict) -> str:
-    return extra.get("method", DEFAULTS["method"])
-
-
-def extra_split(config: dict, extra: dict) -> str:
-    return extra.get("split", config["split"])
-
-
-def extra_seeds(extra: dict) -> list[int]:
-    """An extra run's seeds: `seeds`, or its one `seed`."""
-    return list(extra["seeds"]) if "seeds" in extra else [extra["seed"]]
-
-
-def grid_runs(config: dict) -> list[tuple[str, str, str, str]]:
-    """(split, method, cell, run name) of every run of the config: the methods x cells x seeds
-    grid, then the extra runs (`extra_runs`), each on its own split if it names one."""
-    grid = [(config["split"], method, cell, run_name(seed))
-            for method in config.get("methods", ["maml"])
-            for cell in config["cells"] for seed in config["seeds"]]
-    return grid + [(extra_split(config, extra), extra_method(extra), extra["cell"],
-                    run_name(seed, label))
-                   for label, extra in config.get("extra_runs", {}).items()
-                   for seed in extra_seeds(extra)]
-
-
-def ensembles(config: dict) -> list[tuple[str, str, str, str, list[int]]]:
-    """(split, method, cell, label, seeds) of every extra run whose seeds are also tested as
-    one ensemble (`ensemble: true`)."""
-    return [(extra_split(config, extra), extra_method(extra), extra["cell"], label,
-             extra_seeds(extra))
-            for label, extra in config.get("extra_runs", {}).items() if extra.get("ensemble")]
-
-
-def run_settings(config: dict, method: str, cell: str, run: str,
-                 split: str | None = None) -> dict:
-    """Settings of one run: a grid method, cell and seed, or an extra run with its own method,
-    split, preset and overrides."""
-    label, seed = parse_run(run)
-    split = split or config["split"]
-    if label is None:
-        if split != config["split"]:
-            raise SettingsError(f"no grid run on split {split!r}; the grid's split is "
-                                f"{config['split']!r}")
-        return cell_settings(config, method, cell, seed)
-    extra = config.get("extra_runs", {}).get(label)
-    if (extra is None or extra["cell"] != cell or seed not in extra_seeds(extra)
-            or extra_method(extra) != method or extra_split(config, extra) != split):
-        raise SettingsError(f"extra_runs: no run {label!r} of method {method}, cell {cell} "
-                            f"with seed {seed} on split {split}")
-    own = {**config, "preset": extra.get("preset", config["preset"]),
-           "overrides": extra.get("overrides", {}), "cell_overrides": {}}
-    return cell_settings(own, method, cell, seed, split)
-
-
 def check_num_tasks(num_tasks) -> None:
     """An evaluation's task count (the pipeline's test_tasks the schema bounds alike)."""
     if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or not (
             1 <= num_tasks <= MAX_TASKS):
         raise SettingsError(f"num_tasks: a number of tasks from 1 to {MAX_TASKS}, "
                             f"got {num_tasks!r}")
-
-
-def check_config_keys(config: dict, schema: dict) -> None:
-    """An unknown top-level key, named on one line (the schema's own error would follow it
-    with the whole schema and config)."""
-    unknown = sorted(set(config) - set(schema["properties"]))
-    if unknown:
-        raise SettingsError(f"config: unknown key(s) {', '.join(map(repr, unknown))}; the keys "
-                            f"are {', '.join(schema['properties'])} "
-                            "(workflow/schemas/config.schema.yaml)")
-
-
-def check_config(config: dict) -> None:
-    """Validate every method and cell of a pipeline config (and every overridden cell) before
-    any job."""
-    for method in config.get("methods", ["maml"]):
-        for cell in dict.fromkeys([*config["cells"], *config.get("cell_overrides", {})]):
-            try:
-                cell_settings(config, method, cell, config["seeds"][0])
-            except SettingsError as error:
-                raise SettingsError(f"config, method {method}, cell {cell}: {error}") from None
-    for label, extra in config.get("extra_runs", {}).items():
-        try:
-            if label == GRID:
-                raise SettingsError(f"the name {GRID!r} is the table's label for the grid's runs")
-            if extra.get("ensemble") and len(extra_seeds(extra)) < 2:
-                raise SettingsError("ensemble: an ensemble needs at least two seeds")
-            for seed in extra_seeds(extra):
-                run_settings(config, extra_method(extra), extra["cell"], run_name(seed, label),
-                             extra_split(config, extra))
-        except SettingsError as error:
-            raise SettingsError(f"config, extra run {label}: {error}") from None
-
-
-def job_identity(job: str, settings: dict, num_tasks: int = 0, test_seed: int = 0) -> dict:
-    """What shapes a pipeline job's result, the content of its settings file and the source
-    of its key: a train job's training settings; an evaluate job's settings, test-time ones
-    included, and its test tasks."""
-    if job == "train":
-        return identity(training_settings(settings))
-    return {**identity(settings), "num_tasks": num_tasks, "test_seed": test_seed}
-
-
-def fingerprint(settings: dict) -> str:
-    """A short hash of the settings that shape a trained model (names its resume state)."""
-    return _short_hash(job_identity("train", settings))
-
-
-def evaluation_fingerprint(settings: dict, num_tasks: int, test_seed: int) -> str:
-    """A short hash of what shapes an evaluation (`job_identity` of an evaluate job)."""
-    return _short_hash(job_identity("evaluate", settings, num_tasks, test_seed))
-
-
-def _short_hash(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]

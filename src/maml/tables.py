@@ -17,8 +17,8 @@ from maml.progress import train_cpu_seconds
 from maml.results_rows import (MAML_PLUS_PLUS, PAPER, method_of, run_label, in_cell_order,
                                t_interval)
 from maml.selection import MODES
-from maml.settings import (GRID, INDEPENDENT, method_settings, parse_cell, presets,
-                           with_defaults)
+from maml.settings import INDEPENDENT, method_settings, parse_cell, presets, with_defaults
+from maml.pipeline_config import GRID
 
 
 def _independent(row) -> str:

@@ -26,7 +26,8 @@ from maml import cpu, inner
 from maml.meta import as_tensors, init_meta_params, meta_gradient, multi_step_weights
 from maml.model import Params, arrays_to_params, params_to_arrays
 from maml.progress import DivergenceError, write_record
-from maml.settings import SettingsError, fingerprint, validate, with_defaults
+from maml.settings import SettingsError, validate, with_defaults
+from maml.identity import fingerprint
 from maml.tasks import stage_sampler
 
 CURVE_COLUMNS = ("iteration", "loss", "accuracy", "val_accuracy", "elapsed_s")

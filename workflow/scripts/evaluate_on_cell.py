@@ -12,7 +12,7 @@ configure(threads=snakemake.threads)  # before Paddle is imported
 
 from maml.evaluate import evaluate  # noqa: E402
 from maml.files import data_inputs, write_json  # noqa: E402
-from maml.settings import expand  # noqa: E402
+from maml.identity import expand  # noqa: E402
 
 data, split = data_inputs(snakemake.input, "data", "split", wildcards=snakemake.wildcards)
 result = evaluate(snakemake.input.model, data, split, expand(snakemake.params.settings),

@@ -12,7 +12,8 @@ configure(threads=snakemake.threads)  # before Paddle is imported
 from pathlib import Path  # noqa: E402
 
 from maml.files import data_inputs, drop_older_settings  # noqa: E402
-from maml.settings import expand, training_settings  # noqa: E402
+from maml.settings import training_settings  # noqa: E402
+from maml.identity import expand  # noqa: E402
 from maml.train import train  # noqa: E402
 
 settings = training_settings(expand(snakemake.params.settings))
