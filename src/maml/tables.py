@@ -233,12 +233,9 @@ def _error_cell(mean: float, interval) -> str:
     return f"{mean:.2f}" + ("" if interval is None or pd.isna(interval) else f" ± {interval:.2f}")
 
 
-def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
-               ) -> tuple[pd.DataFrame, str]:
-    """Error on Lake's 20 one-shot runs: each split, method and run's models (mean over seeds,
-    with the 95% t interval over them), all 20 queries of a run classified together (the
-    table's protocol) and each on its own (settings.INDEPENDENT), with their training budget;
-    then the published figures. (csv frame, markdown)"""
+def _lake_models(lake_files, summaries_by_folder: dict, threads: int) -> pd.DataFrame:
+    """One row per model scored on Lake's runs: its split, method, run, seed, both errors and
+    its training budget."""
     rows = []
     for path in lake_files:
         result = read_json(path)
@@ -251,9 +248,18 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
                      "independent_error_percent": independent.get("error_percent", np.nan),
                      "iterations": summary["iterations"],
                      "train_cpu_hours": train_cpu_seconds(summary, threads) / 3600})
-    models = pd.DataFrame(rows, columns=["split", "method", "run", "seed", "error_percent",
-                                         "independent_error_percent", "iterations",
-                                         "train_cpu_hours"])
+    return pd.DataFrame(rows, columns=["split", "method", "run", "seed", "error_percent",
+                                       "independent_error_percent", "iterations",
+                                       "train_cpu_hours"])
+
+
+def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
+               ) -> tuple[pd.DataFrame, str]:
+    """Error on Lake's 20 one-shot runs: each split, method and run's models (mean over seeds,
+    with the 95% t interval over them), all 20 queries of a run classified together (the
+    table's protocol) and each on its own (settings.INDEPENDENT), with their training budget;
+    then the published figures. (csv frame, markdown)"""
+    models = _lake_models(lake_files, summaries_by_folder, threads)
     table = []
     for (split, method, run), group in models.groupby(["split", "method", "run"], sort=False):
         errors = group["error_percent"].to_numpy()

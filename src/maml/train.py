@@ -145,62 +145,26 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     checkpoint = Checkpoint(state_path or out_dir / "checkpoint.npz")
     for folder in (out_dir, checkpoint.path.parent):  # before any work, not at the first save
         writable_folder(folder)
-    data = load_omniglot(data_path)
-    split = load_split(split_path, settings["split"], data.num_characters)
-    # (the pipeline passes training settings only: test-time ones take their counterparts)
-    validate(with_defaults(settings),
-             {part: len(chars) for part, chars in split["parts"].items()})
-    n, k = settings["n_way"], settings["k_shot"]
-    train_tasks = stage_sampler(data, split["parts"]["train"], settings, "train")
-    val_sampler = stage_sampler(data, split["parts"]["val"], settings, "val")
-    if progress:
-        print(f"training: {train_tasks.describe()}; validation: {val_sampler.describe()}",
-              file=sys.stderr)
-    val_tasks = val_sampler.fixed_tasks(VAL_SEED, settings["val_tasks"])
-
+    split, train_tasks, val_sampler, val_tasks = _stages(settings, data_path, split_path,
+                                                         progress)
     rng = np.random.default_rng(settings["seed"])
     params = init_meta_params(settings, seed=int(rng.integers(2 ** 31)))
     loop = inner.for_settings(settings)
     best = OrderedDict((name, p.detach().clone()) for name, p in params.items())
     adam = Adam(params, settings["meta_lr"])
-    start, curve, best_val, segments = 0, [], -1.0, []
-    if resume and checkpoint.path.exists():
-        try:
-            start, curve, best_val, segments = checkpoint.load(params, best, adam, rng,
-                                                                  resume_key(settings))
-        except FileFormatError as error:  # e.g. a disk filled mid-write: the run starts again
-            aside = checkpoint.path.with_name(checkpoint.path.name + ".unreadable")
-            os.replace(checkpoint.path, aside)
-            print(f"warning: {error}\nmoved it to {aside}; training starts from the beginning "
-                  "(the same seed gives the same run)", file=sys.stderr)
-
-    if start > settings["iterations"]:
-        raise SettingsError(f"{checkpoint.path}: at iteration {start}, beyond the "
-                            f"{settings['iterations']} iterations asked; ask for at least "
-                            f"{start}, or give this run its own --state / --out-dir")
+    start, curve, best_val, segments = _restore(checkpoint, resume, settings, params, best,
+                                                adam, rng)
     elapsed0 = curve[-1]["elapsed_s"] if curve else 0.0
     clock, cpu_clock = time.perf_counter(), time.process_time()
     # this process's share of the run, and where it ran (a resumed run has several)
     segment = {"machine": cpu.machine(), "from_iteration": start, "to_iteration": start,
                "cpu_s": 0.0, "wall_s": 0.0}
-    steps = settings["inner_steps"]
     bar = tqdm(range(start, settings["iterations"]), initial=start, total=settings["iterations"],
-               desc=f"train {n}-way {k}-shot seed {settings['seed']}", disable=not progress)
+               desc=f"train {settings['n_way']}-way {settings['k_shot']}-shot seed "
+               f"{settings['seed']}", disable=not progress)
     for iteration in bar:
         batch = as_tensors(train_tasks.sample(rng, settings["meta_batch"]))
-        first_order = settings["first_order"] or iteration < settings["first_order_until"]
-        weights = (multi_step_weights(steps, iteration, settings["msl_iterations"])
-                   if settings["multi_step_loss"] else None)
-        loss, acc, grads = meta_gradient(params, loop, *batch, steps, first_order, weights)
-        try:
-            if not math.isfinite(loss):
-                raise DivergenceError(f"a non-finite meta-loss ({loss})")
-            adam.step(params, grads, meta_lr(settings, iteration))
-        except DivergenceError as error:
-            raise DivergenceError(
-                f"training diverged at iteration {iteration + 1}: {error}. Nothing of it is "
-                f"saved; the last checkpoint ({checkpoint.path}, if any) stays as it was. Lower "
-                "meta_lr or inner_lr") from None
+        loss, acc = _step(params, loop, adam, batch, settings, iteration, checkpoint)
         row = {"iteration": iteration + 1, "loss": float(loss), "accuracy": float(acc),
                "val_accuracy": None,
                "elapsed_s": round(elapsed0 + time.perf_counter() - clock, 3)}
@@ -221,9 +185,14 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
         if (iteration + 1) % settings["checkpoint_every"] == 0 or done:
             checkpoint.save(params, best, adam, rng, iteration + 1, curve, best_val,
                             resume_key(settings), [*segments, segment], settings["iterations"])
-
     if segment["to_iteration"] > segment["from_iteration"]:
         segments = [*segments, segment]
+    return _write_results(out_dir, settings, split, start, best, best_val, curve, segments)
+
+
+def _write_results(out_dir: Path, settings: dict, split: dict, start: int, best, best_val,
+                   curve: list[dict], segments: list[dict]) -> dict:
+    """model.npz (the best on validation), curve.csv and train.json, the run's summary."""
     summary = {"settings": settings, "split_hash": split_hash(split),
                "iterations": settings["iterations"], "resumed_from": start,
                "best_val_accuracy": best_val,
@@ -233,6 +202,65 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
     write_text(out_dir / "curve.csv", curve_csv(curve))
     write_json(out_dir / "train.json", summary)
     return summary
+
+
+def _stages(settings: dict, data_path, split_path, progress: bool):
+    """(split, training task sampler, validation sampler, the fixed validation tasks), the
+    settings checked against the split's parts first."""
+    data = load_omniglot(data_path)
+    split = load_split(split_path, settings["split"], data.num_characters)
+    # (the pipeline passes training settings only: test-time ones take their counterparts)
+    validate(with_defaults(settings),
+             {part: len(chars) for part, chars in split["parts"].items()})
+    train_tasks = stage_sampler(data, split["parts"]["train"], settings, "train")
+    val_sampler = stage_sampler(data, split["parts"]["val"], settings, "val")
+    if progress:
+        print(f"training: {train_tasks.describe()}; validation: {val_sampler.describe()}",
+              file=sys.stderr)
+    return split, train_tasks, val_sampler, val_sampler.fixed_tasks(VAL_SEED,
+                                                                    settings["val_tasks"])
+
+
+def _restore(checkpoint: Checkpoint, resume: bool, settings: dict, params, best, adam, rng):
+    """(first iteration, curve so far, best validation accuracy, segments): from the
+    checkpoint when resuming from one, else from the start. An unreadable checkpoint (e.g. a
+    disk filled mid-write) is moved aside and the run starts again."""
+    start, curve, best_val, segments = 0, [], -1.0, []
+    if resume and checkpoint.path.exists():
+        try:
+            start, curve, best_val, segments = checkpoint.load(params, best, adam, rng,
+                                                                  resume_key(settings))
+        except FileFormatError as error:
+            aside = checkpoint.path.with_name(checkpoint.path.name + ".unreadable")
+            os.replace(checkpoint.path, aside)
+            print(f"warning: {error}\nmoved it to {aside}; training starts from the beginning "
+                  "(the same seed gives the same run)", file=sys.stderr)
+    if start > settings["iterations"]:
+        raise SettingsError(f"{checkpoint.path}: at iteration {start}, beyond the "
+                            f"{settings['iterations']} iterations asked; ask for at least "
+                            f"{start}, or give this run its own --state / --out-dir")
+    return start, curve, best_val, segments
+
+
+def _step(params, loop, adam: Adam, batch, settings: dict, iteration: int,
+          checkpoint: Checkpoint):
+    """One meta-iteration: the meta-gradient, then Adam's update; (meta-loss, accuracy).
+    A non-finite loss, gradient or weight stops the run with nothing of it saved."""
+    steps = settings["inner_steps"]
+    first_order = settings["first_order"] or iteration < settings["first_order_until"]
+    weights = (multi_step_weights(steps, iteration, settings["msl_iterations"])
+               if settings["multi_step_loss"] else None)
+    loss, acc, grads = meta_gradient(params, loop, *batch, steps, first_order, weights)
+    try:
+        if not math.isfinite(loss):
+            raise DivergenceError(f"a non-finite meta-loss ({loss})")
+        adam.step(params, grads, meta_lr(settings, iteration))
+    except DivergenceError as error:
+        raise DivergenceError(
+            f"training diverged at iteration {iteration + 1}: {error}. Nothing of it is "
+            f"saved; the last checkpoint ({checkpoint.path}, if any) stays as it was. Lower "
+            "meta_lr or inner_lr") from None
+    return loss, acc
 
 
 def writable_folder(folder: Path) -> None:
