@@ -222,3 +222,14 @@ def test_a_failed_aggregate_leaves_the_committed_tables_as_they_were(tmp_path):
         assert all(path.read_text() == "committed\n" for path in outputs.values())
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == sorted(
         ["runs", *(p.name for p in outputs.values())])  # no staging folder left behind
+
+
+def test_lakes_html_table_without_any_model_of_this_code():
+    """The published rows alone (a config that scores no model on Lake's runs): every cell
+    text, none NaN."""
+    from maml.tables import lake_html_frame, lake_table
+
+    frame, _ = lake_table([], {})
+    html = lake_html_frame(frame)
+    assert len(html) == len(frame) and not html.isna().any().any()
+    assert "nan" not in html.to_string().lower()

@@ -278,9 +278,11 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
             "budget": (f"{group['iterations'].iloc[0]} iterations, "
                        f"{group['train_cpu_hours'].mean():.2f} CPU-hours/seed"),
             "source": f"results/runs/{split}/"})
-    for name, error, source in lake.PUBLISHED:
-        table.append({"model": name, "error_percent": error, "ci95_seeds": None,
-                      "per_seed": "", "budget": "", "source": source})
+    for name, error, source in lake.PUBLISHED:  # each query classified on its own
+        table.append({"model": name, "error_percent": None, "ci95_seeds": None,
+                      "independent_error_percent": error, "independent_ci95_seeds": None,
+                      "per_seed": "", "independent_per_seed": "", "budget": "",
+                      "source": source})
     frame = pd.DataFrame(table)
     lines = ["Error rate (%) on Lake, Salakhutdinov and Tenenbaum's 20 within-alphabet 20-way "
              "one-shot runs (all_runs.zip). A test set: no setting here was chosen by looking "
@@ -296,12 +298,12 @@ def lake_table(lake_files, summaries_by_folder: dict, threads: int = 1
     if models.empty:
         lines.insert(1, "\nThis config has no 20-way 1-shot model of Lake's protocol to score.")
     for row in frame.itertuples():
-        # the published figures have one way of classifying, given as theirs
-        independent = "" if not row.budget else _error_cell(
-            row.independent_error_percent, row.independent_ci95_seeds) + (
+        published = not row.budget  # one way of classifying: each query on its own
+        together = "" if published else _error_cell(row.error_percent, row.ci95_seeds)
+        independent = _error_cell(row.independent_error_percent, row.independent_ci95_seeds) + (
             f" ({row.independent_per_seed})" if row.independent_per_seed else "")
-        lines.append(f"| {row.model} | {_error_cell(row.error_percent, row.ci95_seeds)} | "
-                     f"{row.per_seed} | {independent} | {row.budget} | {row.source} |")
+        lines.append(f"| {row.model} | {together} | {row.per_seed} | {independent} | "
+                     f"{row.budget} | {row.source} |")
     return frame, "\n".join(lines) + "\n"
 
 
@@ -325,20 +327,26 @@ def text_frame(columns, rows, *args) -> pd.DataFrame:
 
 
 def lake_html_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Lake's table (`lake_table`'s frame) as text under human headers, no NaN."""
-    def number(value, digits=2):  # Lake's errors are multiples of 0.25
-        return "" if value is None or pd.isna(value) else f"{value:.{digits}f}"
+    """Lake's table (`lake_table`'s frame) as text under human headers, no NaN (a column no
+    row has, e.g. with no model of this code scored, is empty)."""
+    frame = frame.reindex(columns=["model", "error_percent", "ci95_seeds",
+                                   "independent_error_percent", "independent_ci95_seeds",
+                                   "budget", "source"])
+
+    def error(mean, interval):  # Lake's errors are multiples of 0.25: two decimals
+        if mean is None or pd.isna(mean):
+            return ""
+        return f"{mean:.2f}" + ("" if interval is None or pd.isna(interval)
+                                else f" ± {interval:.2f}")
 
     return pd.DataFrame({
         "model": frame["model"],
-        "error, queries together": [
-            number(e) + (f" ± {number(c)}" if number(c) else "")
-            for e, c in zip(frame["error_percent"], frame["ci95_seeds"])],
+        "error, queries together": [error(e, c) for e, c in
+                                    zip(frame["error_percent"], frame["ci95_seeds"])],
         "error, each query on its own": [
-            number(e) + (f" ± {number(c)}" if number(c) else "")
-            for e, c in zip(frame.get("independent_error_percent", []),
-                            frame.get("independent_ci95_seeds", []))],
-        "training budget": frame["budget"].fillna(""), "source": frame["source"]})
+            error(e, c) for e, c in zip(frame["independent_error_percent"],
+                                        frame["independent_ci95_seeds"])],
+        "training budget": frame["budget"].fillna(""), "source": frame["source"].fillna("")})
 
 
 def html_page(title: str, sections) -> str:
