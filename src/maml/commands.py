@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from maml.files import refuse_writing_inputs
-from maml.settings import QUERY_MODE_NAMES, SPLITS, SettingsError, parse_cell, read_yaml, resolve
+from maml.settings import (QUERY_MODE_NAMES, SPLITS, SettingsError, check_budget, parse_cell,
+                           read_yaml, resolve)
 
 RESOURCES = Path("resources/omniglot")
 DEFAULT_DATA = RESOURCES / "omniglot28.npz"
@@ -62,7 +63,9 @@ def _settings_from(args) -> dict:
     method = merged.pop("method", None)
     for key in ("n_way", "k_shot", "preset"):
         merged.pop(key, None)
-    return resolve(n_way, k_shot, preset, method, **merged)
+    settings = resolve(n_way, k_shot, preset, method, **merged)
+    check_budget(settings, merged)
+    return settings
 
 
 def _split_path(args, settings) -> Path:

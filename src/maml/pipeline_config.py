@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from maml.settings import DEFAULTS, SPLIT_SIZES, SettingsError, parse_cell, resolve, validate
+from maml.settings import (DEFAULTS, SPLIT_SIZES, SettingsError, check_budget, parse_cell,
+                           resolve, validate)
 
 # A run's folder within its cell: seed3 for the config's grid, long-seed0 for the extra run "long".
 LABEL_PATTERN = r"[a-z][a-z0-9_]*"  # an extra run's name
@@ -28,6 +29,7 @@ def cell_settings(config: dict, method: str, cell: str, seed: int,
                             "keys, not overrides")
     settings = resolve(n_way, k_shot, config["preset"], method, **overrides, **fixed)
     validate(settings, SPLIT_SIZES[split])
+    check_budget(settings, overrides)
     return settings
 
 

@@ -238,7 +238,6 @@ def resolve(n_way: int, k_shot: int, preset: str | None = None, method: str | No
     settings.update(upgrade({k: v for k, v in overrides.items() if v is not None}))
     settings["preset"] = preset
     validate(settings)
-    check_budget(settings, overrides)
     return settings
 
 
