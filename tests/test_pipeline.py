@@ -95,7 +95,7 @@ def test_table_holds_the_evaluation_files_numbers(finished):
     for line, (cell, rows) in zip(best, table.groupby("cell", sort=False)):
         top = rows.loc[rows.accuracy.idxmax()]
         gap = top.accuracy - {"5way1shot": 98.7, "20way1shot": 95.8}[cell]
-        assert f"| {top.method}, grid (laptop) | {top.accuracy:.2f} ± " in line
+        assert f"| {top.method}, grid (laptop) | {cell} | {top.accuracy:.2f} ± " in line
         assert f"| {top.train_cpu_hours:.2f} |" in line and f"| {gap:+.2f} |" in line
 
 

@@ -2,23 +2,6 @@
 # every candidate model on the validation tasks of every cell it serves, the matrix and the
 # choice, then the chosen configurations that were trained on another cell on that cell's
 # test tasks (and as one ensemble where their run has one).
-ON_CELL_FILE = "results/runs/{split}/{method}/{cell}/{run}/on-{tested}/{name}.json"
-# val.json: the selection's validation tasks; eval.json: the tested cell's test tasks.
-ON_CELL_PARTS = {"val": "val", "eval": "test"}
-
-
-def on_cell_made(split, method, cell, run, tested, name):
-    """Whether a model's result on another cell is there (with its model)."""
-    return (
-        train_made(split, method, cell, run)
-        and Path(
-            ON_CELL_FILE.format(
-                split=split, method=method, cell=cell, run=run, tested=tested, name=name
-            )
-        ).exists()
-    )
-
-
 rule evaluate_on_cell:
     input:
         model=training_result("model.npz"),
@@ -77,31 +60,6 @@ checkpoint selection:
         config=config,
     script:
         "../scripts/selection.py"
-
-
-def chosen_results(wildcards=None):
-    """The test results the selection's choice adds: each chosen configuration trained on
-    another cell, on that cell's test tasks, per seed and as one ensemble where its run
-    has one (read from the checkpoint's choice)."""
-    chosen = read_json(checkpoints.selection.get().output.choices)["chosen"]
-    files = []
-    for label, split, method, cell, run, tested in chosen_elsewhere(config, chosen):
-        files.append(result_path(split, method, cell, run, tested, "eval.json"))
-        if config["extra_runs"][label].get("ensemble"):
-            files.append(ensemble_on_cell_path(split, method, cell, label, tested))
-    return list(dict.fromkeys(files))
-
-
-def ensemble_on_cell_path(split, method, cell, label, tested):
-    return f"results/ensembles/{split}/{method}/{cell}/{label}/on-{tested}.json"
-
-
-def ensemble_on_cell_made(split, method, cell, label, tested):
-    """Whether an ensemble's result on another cell is there (with its members' models)."""
-    return (
-        ensemble_made(split, method, cell, label)
-        and Path(ensemble_on_cell_path(split, method, cell, label, tested)).exists()
-    )
 
 
 rule ensemble_on_cell:
