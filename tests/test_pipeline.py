@@ -467,7 +467,8 @@ def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
     assert longer.seeds == 1 and longer.iterations == 6 and longer.preset == "laptop"
     grid = pd.read_csv(finished / "results" / "table.csv")
     pd.testing.assert_frame_equal(table[table.run == "grid"].reset_index(drop=True), grid)
-    assert f"| 5way1shot | maml | longer (laptop) | {longer.accuracy:.2f} (1 seed) |" in (
+    assert f"| 5way1shot | maml | longer (laptop) | 5way1shot | {longer.accuracy:.2f} " \
+           "(1 seed) |" in (
         workdir / "results" / "table.md").read_text()
     provenance = json.loads((workdir / "results" / "provenance.json").read_text())
     assert {"cell": "5way1shot", "method": "maml", "run": "longer", "seed": 0} in [
@@ -523,12 +524,13 @@ def test_an_ensemble_gets_a_labelled_row_beside_its_members(finished, tmp_path):
     assert ensemble.accuracy == pytest.approx(100 * result["accuracy"], abs=1e-9)
     assert ensemble.ensemble and not members.ensemble and ensemble.seeds == 3
     assert ensemble.iterations == members.iterations
-    assert f"| 5way1shot | maml++ | three ensemble (laptop) | {ensemble.accuracy:.2f} " \
-           "(ensemble of 3 seeds) |" in (workdir / "results" / "table.md").read_text()
+    assert f"| 5way1shot | maml++ | three ensemble (laptop) | 5way1shot | " \
+           f"{ensemble.accuracy:.2f} (ensemble of 3 seeds) |" in (
+               workdir / "results" / "table.md").read_text()
     best = (workdir / "results" / "best_per_cell.md").read_text()
     assert "| 5way1shot | headline | maml++, three (laptop) | " in best
     assert f"| 5way1shot | ensemble of its seeds | maml++, three ensemble (laptop) | " \
-           f"{ensemble.accuracy:.2f} (ensemble of 3 seeds) |" in best
+           f"5way1shot | {ensemble.accuracy:.2f} (ensemble of 3 seeds) |" in best
 
     # a retrain of a member interrupted in a clone leaves the ensemble alone
     _assert_an_interrupted_retrain_redoes_nothing(

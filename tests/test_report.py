@@ -140,10 +140,11 @@ def test_a_model_chosen_from_another_cell_heads_the_cell_beside_the_cells_own():
     lines = best_per_cell(table, "finn", {("maml++", "20way5shot", "own")},
                           chosen).splitlines()[2:]
     assert [line.split(" | ")[1:4] for line in lines] == [
-        ["headline (chosen on validation)", "maml++, other (laptop)", "20way1shot"],
+        ["headline (chosen on validation: a model trained on 20way1shot)",
+         "maml++, other (laptop)", "20way1shot"],
         ["the cell's own model", "maml++, own (laptop)", "20way5shot"],
-        ["chosen on validation for each query on its own", "maml++, lone (laptop)",
-         "20way1shot"]]
+        ["chosen on validation for each query on its own (a model trained on 20way1shot)",
+         "maml++, lone (laptop)", "20way1shot"]]
     headline = headline_table(table, "finn", {("maml++", "20way5shot", "own")}, chosen)
     assert "| other (maml++, 20way1shot) | 98.60 ± 0.00 (2 seeds) | 97.60 |" in headline
     assert "`other-seed0/model.npz`" in headline

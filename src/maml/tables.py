@@ -128,15 +128,22 @@ def _cell_rows(group: pd.DataFrame, headlines, chosen: dict) -> list[tuple[str, 
 
     together, alone = (chosen.get(mode) for mode in MODES)
     head = run_rows(together).iloc[0] if together and len(run_rows(together)) else own_head
-    rows = [(HEADLINE + (" (chosen on validation)" if together else ""), head)]
+    role = HEADLINE + (" (chosen on validation)" if together else "")
+    if head.trained_on != head.cell:
+        role = f"{HEADLINE} (chosen on validation: a model trained on {head.trained_on})"
+    rows = [(role, head)]
     rows += [("ensemble of its seeds", row) for _, row in
              group[group["run"] == f"{head.run} ensemble"].iterrows()]
     if head.run != own_head.run:
-        rows += [("the cell's own model", own_head)]
+        rows += [("the cell's own model" if head.trained_on != head.cell
+                  else "the configuration tested as an ensemble of its seeds", own_head)]
         rows += [("ensemble of its seeds", row) for _, row in
                  group[group["run"] == f"{own_head.run} ensemble"].iterrows()]
     if alone and alone != head.run and len(run_rows(alone)):
-        rows += [("chosen on validation for each query on its own", run_rows(alone).iloc[0])]
+        lone = run_rows(alone).iloc[0]
+        rows += [("chosen on validation for each query on its own"
+                  + ("" if lone.trained_on == lone.cell
+                     else f" (a model trained on {lone.trained_on})"), lone)]
     same = own[(own["method"] == own_head.method) & (own["preset"] == own_head.preset)]
     return (rows + [("same configuration, longer", row) for _, row in
                     same[same["iterations"] > own_head.iterations].iterrows()]
