@@ -16,13 +16,22 @@ TABLE = pd.read_csv(RESULTS / "table.csv")
 
 
 def committed_runs() -> dict:
-    """(split, method, cell, run) -> the eval.json contents of its seeds, in seed order."""
+    """(split, method, tested cell, run) -> the test eval.json contents of its seeds, in seed
+    order: each run's own (<run>/eval.json) and those of models chosen for another cell
+    (<run>/on-<cell>/eval.json)."""
     runs = {}
-    for path in sorted(RESULTS.glob("runs/*/*/*/*/eval.json")):
-        split, method, cell, folder = path.parts[-5:-1]
-        name, seed = re.fullmatch(r"(?:(.+)-)?seed(\d+)", folder).groups()
-        runs.setdefault((split, method, cell, name or "grid"), []).append(
-            (int(seed), json.loads(path.read_text())))
+    paths = [*RESULTS.glob("runs/*/*/*/*/eval.json"), *RESULTS.glob("runs/*/*/*/*/on-*/eval.json")]
+    for path in sorted(paths):
+        on_cell = path.parent.name.startswith("on-")
+        folder = path.parent.parent if on_cell else path.parent
+        split, method, cell = folder.parts[-4:-1]
+        tested = path.parent.name.removeprefix("on-") if on_cell else cell
+        name, seed = re.fullmatch(r"(?:(.+)-)?seed(\d+)", folder.name).groups()
+        result = json.loads(path.read_text())
+        assert result.get("tested_on", tested) == tested and result.get(
+            "trained_on", cell) == cell, path
+        runs.setdefault((split, method, tested, name or "grid"), []).append(
+            (int(seed), result))
     return {key: [result for _, result in sorted(seeds, key=lambda s: s[0])]
             for key, seeds in runs.items()}
 
@@ -62,6 +71,10 @@ def test_every_ensemble_file_is_a_row_with_its_accuracy():
             for r in TABLE[TABLE["ensemble"]].itertuples()}
     files = {path.parts[-4:-1] + (path.stem,): json.loads(path.read_text())
              for path in RESULTS.glob("ensembles/*/*/*/*.json")}
+    for path in RESULTS.glob("ensembles/*/*/*/*/on-*.json"):  # a model from another cell
+        split, method, _, label = path.parts[-5:-1]
+        files[(split, method, path.stem.removeprefix("on-"), label)] = json.loads(
+            path.read_text())
     assert set(rows) == set(files)
     for key, result in files.items():
         assert rows[key].accuracy == pytest.approx(100 * result["accuracy"], abs=1e-9)
@@ -74,6 +87,6 @@ def test_the_markdown_table_shows_the_csvs_numbers():
     assert len(lines) == len(TABLE)
     for line, row in zip(lines, TABLE.itertuples()):
         cells = [cell.strip() for cell in line.strip("|").split("|")]
-        assert cells[:2] == [row.cell, row.method]
-        assert cells[3].startswith(f"{row.accuracy:.2f}")
-        assert cells[4] == row.per_seed
+        assert cells[:2] == [row.cell, row.method] and cells[3] == row.trained_on
+        assert cells[4].startswith(f"{row.accuracy:.2f}")
+        assert cells[5] == row.per_seed

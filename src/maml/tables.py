@@ -145,10 +145,13 @@ def _cell_rows(group: pd.DataFrame, headlines, chosen: dict) -> list[tuple[str, 
                   + ("" if lone.trained_on == lone.cell
                      else f" (a model trained on {lone.trained_on})"), lone)]
     same = own[(own["method"] == own_head.method) & (own["preset"] == own_head.preset)]
-    return (rows + [("same configuration, longer", row) for _, row in
-                    same[same["iterations"] > own_head.iterations].iterrows()]
-            + [("the paper's protocol to its end", row) for _, row in own.iterrows()
-               if _full_paper_protocol(row)])
+    rows += ([("same configuration, longer", row) for _, row in
+              same[same["iterations"] > own_head.iterations].iterrows()]
+             + [("the paper's protocol to its end", row) for _, row in own.iterrows()
+                if _full_paper_protocol(row)])
+    shown = set()  # a row already shown in one role is not repeated in another
+    return [(role, row) for role, row in rows
+            if not (row.run in shown or shown.add(row.run))]
 
 
 # The front page's table: per cell, the headline row of best_per_cell.
@@ -323,7 +326,7 @@ HTML_COLUMNS = tuple(
 HTML_STYLE = ("body{font-family:sans-serif;margin:1em;max-width:1380px}"
               "table{border-collapse:collapse;font-size:13px;margin-bottom:2em}"
               "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
-              "th{background:#eef;position:sticky;top:0}td{max-width:16em;overflow-wrap:anywhere}")
+              "th{background:#eef;position:sticky;top:0}td{max-width:16em;overflow-wrap:break-word}")
 
 
 def text_frame(columns, rows, *args) -> pd.DataFrame:
