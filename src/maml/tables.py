@@ -235,11 +235,11 @@ def grid_comparison(runs: pd.DataFrame, split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _error_cell(mean: float, interval) -> str:
-    """A mean error, with its 95% t interval over seeds where there is one; NaN: a seed was
-    not scored this way."""
-    if pd.isna(mean):
-        return "not scored"
+def _error_cell(mean: float, interval, missing: str = "not scored") -> str:
+    """A mean error (Lake's are multiples of 0.25: two decimals), with its 95% t interval over
+    seeds where there is one; NaN or None: `missing` (a seed was not scored this way)."""
+    if mean is None or pd.isna(mean):
+        return missing
     return f"{mean:.2f}" + ("" if interval is None or pd.isna(interval) else f" ± {interval:.2f}")
 
 
@@ -343,25 +343,20 @@ def lake_html_frame(frame: pd.DataFrame) -> pd.DataFrame:
                                    "independent_error_percent", "independent_ci95_seeds",
                                    "budget", "source"])
 
-    def error(mean, interval):  # Lake's errors are multiples of 0.25: two decimals
-        if mean is None or pd.isna(mean):
-            return ""
-        return f"{mean:.2f}" + ("" if interval is None or pd.isna(interval)
-                                else f" ± {interval:.2f}")
-
     return pd.DataFrame({
         "model": frame["model"],
-        "error, queries together": [error(e, c) for e, c in
+        "error, queries together": [_error_cell(e, c, "") for e, c in
                                     zip(frame["error_percent"], frame["ci95_seeds"])],
         "error, each query on its own": [
-            error(e, c) for e, c in zip(frame["independent_error_percent"],
-                                        frame["independent_ci95_seeds"])],
+            _error_cell(e, c, "") for e, c in zip(frame["independent_error_percent"],
+                                                  frame["independent_ci95_seeds"])],
         "training budget": frame["budget"].fillna(""), "source": frame["source"].fillna("")})
 
 
 def html_page(title: str, sections) -> str:
     """A page of (heading, frame) tables, each through pandas' Styler, UTF-8."""
-    body = "".join(f"<h2>{heading}</h2>\n" + frame.style.hide(axis="index").to_html()
-                   for heading, frame in sections)
+    body = "".join(f"<h2>{heading}</h2>\n"  # fixed ids: the same tables, the same bytes
+                   + frame.style.set_uuid(f"table{number}").hide(axis="index").to_html()
+                   for number, (heading, frame) in enumerate(sections))
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{HTML_STYLE}</style></head>\n<body><h1>{title}</h1>\n{body}</body></html>\n")
