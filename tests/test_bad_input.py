@@ -152,3 +152,87 @@ def test_a_split_is_known_by_its_content(prepared, tmp_path):
         (tmp_path / "broken.json").write_text(json.dumps(broken))
         with pytest.raises(DataError, match=message):
             load_split(tmp_path / "broken.json", "finn", prepared["data"].num_characters)
+
+
+def _evaluate(prepared, *flags, model=MODEL):
+    return maml("evaluate", "--model", model, "--data", prepared["data_path"], "--split-file",
+                prepared["splits"]["finn"], "--num-tasks", 2, *flags)
+
+
+def test_a_data_file_of_other_arrays_is_named(prepared, tmp_path):
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(3))
+    result = maml("evaluate", "--model", MODEL, "--data", other, "--split-file",
+                  prepared["splits"]["finn"], "--num-tasks", 2, "--out", tmp_path / "e.json")
+    one_line_error(result, "other.npz: not a preprocessed character dataset", "no images")
+    assert not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--device", "cpu:5"], "unknown device 'cpu:5'"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_an_impossible_device_is_named(prepared, tmp_path, flags, message):
+    one_line_error(_evaluate(prepared, *flags, "--out", tmp_path / "e.json"), message)
+
+
+def test_a_negative_seed_is_refused_by_the_parser(prepared, tmp_path):
+    result = _evaluate(prepared, "--test-seed", "-1", "--out", tmp_path / "e.json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--test-seed: a seed is 0 or more, got -1" in result.stderr
+    result = maml("split", "--data", prepared["data_path"], "--name", "finn", "--seed", "-3",
+                  "--out", tmp_path / "s.json")
+    assert "--seed: a seed is 0 or more, got -3" in result.stderr and result.returncode == 2
+
+
+def test_a_meta_batch_beyond_any_memory_is_refused(tmp_path):
+    result = maml("train", "--task_num", 10**12, "--epochs", 2, "--out-dir", tmp_path / "t")
+    one_line_error(result, "meta_batch: at most 100000 tasks, got 1000000000000")
+
+
+def test_a_binary_settings_file_is_named(tmp_path):
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(bytes(range(128, 256)) * 3)
+    with pytest.raises(SettingsError, match="bin.yaml: not a text file"):
+        read_yaml(binary)
+    one_line_error(maml("train", "--config", binary, "--epochs", 2, "--out-dir", tmp_path / "t"),
+                   "bin.yaml: not a text file")
+
+
+def test_an_output_naming_a_folder_is_refused_and_the_folder_kept(prepared, tmp_path):
+    folder = tmp_path / "results"
+    (folder / "inside").mkdir(parents=True)
+    one_line_error(_evaluate(prepared, "--out", folder), "--out", "results: is a folder; name a file")
+    assert (folder / "inside").is_dir() and list(tmp_path.iterdir()) == [folder]
+
+
+def test_an_image_given_as_the_support_set_is_named(tmp_path):
+    image = next((REPO / "examples" / "support").rglob("*.png"))
+    result = maml("predict", "--model", MODEL, "--support", image, "--query",
+                  REPO / "examples" / "query")
+    one_line_error(result, f"{image.name}: not a CSV of path,label rows")
+
+
+def test_ctrl_c_during_training_keeps_the_checkpoint_and_says_how_to_continue(prepared,
+                                                                              tmp_path):
+    """SIGINT after the first checkpoints: no traceback, exit 130, a readable checkpoint, no
+    temporary file; --resume then continues from it."""
+    import signal
+    import time
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "maml", "train", "--data", prepared["data_path"],
+               "--split-file", prepared["splits"]["finn"], "--epochs", 100000,
+               "--task_num", 1, "--k_query", 1, "--val_every", 100000, "--val_tasks", 2,
+               "--checkpoint_every", 1, "--out-dir", out]
+    process = subprocess.Popen(list(map(str, command)), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (out / "checkpoint.json").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr and "--resume" in stderr
+    assert sorted(path.name for path in out.iterdir()) == ["checkpoint.json", "checkpoint.npz"]
+    from maml.train import Checkpoint
+    assert Checkpoint(out / "checkpoint.npz").read()[1]["iteration"] >= 1

@@ -18,6 +18,14 @@ from maml.commands import (DEFAULT_DATA, DEFAULT_OUTPUT, DEFAULT_RESULTS, RESOUR
 from maml.settings import DEFAULTS, INDEPENDENT, METHODS, QUERY_MODES, SPLITS
 
 
+def seed_number(text: str) -> int:
+    """A random seed: numpy's generators take integers from 0 up."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is 0 or more, got {value}")
+    return value
+
+
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("cell and hyperparameters (reference reproduction's names)")
     group.add_argument("--config", help="YAML file of settings (flags override it)")
@@ -75,7 +83,7 @@ def _data_commands(sub) -> None:
     p = sub.add_parser("split", help=f"character split ({', '.join(SPLITS)}) as JSON")
     p.add_argument("--data", required=True)
     p.add_argument("--name", required=True, choices=SPLITS)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=seed_number, default=1)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_split)
 
@@ -108,7 +116,7 @@ def _model_commands(sub) -> None:
                              "eval.json (never beside the model, where a committed result may "
                              "be)")
     eval_parser.add_argument("--num-tasks", type=int, default=600)
-    eval_parser.add_argument("--test-seed", type=int, default=0)
+    eval_parser.add_argument("--test-seed", type=seed_number, default=0)
     eval_parser.add_argument("--part", choices=("test", "val"), default="test",
                              help="the split's part whose characters the tasks use (val: to "
                              "choose a setting; default test)")
@@ -196,4 +204,9 @@ def main(argv=None) -> int:
             SettingsError) as error:  # one clear line
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: files are written whole or not at all
+        hint = (" the last checkpoint is kept; the same command with --resume continues from it"
+                if args.func is cmd_train else "")
+        print(f"\ninterrupted; nothing half-written is left;{hint}", file=sys.stderr)
+        return 130
     return 0

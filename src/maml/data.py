@@ -279,7 +279,20 @@ def _require(path: str | os.PathLike, what: str) -> None:
 def load_omniglot(path: str | os.PathLike) -> Omniglot:
     _require(path, "preprocessed Omniglot file")
     arrays = load_arrays(path)
-    return Omniglot(**{field: arrays[field] for field in Omniglot.__dataclass_fields__})
+    missing = [field for field in Omniglot.__dataclass_fields__ if field not in arrays]
+    if missing:
+        raise DataError(f"{path}: not a preprocessed character dataset (no {', '.join(missing)}); "
+                        f"{PREPARE_HINT}")
+    data = Omniglot(**{field: arrays[field] for field in Omniglot.__dataclass_fields__})
+    images = data.images
+    if images.ndim != 4 or images.shape[2] != images.shape[3] or images.dtype.kind != "f":
+        raise DataError(f"{path}: images must be float arrays [character, drawer, size, size], "
+                        f"got {images.dtype} {images.shape}")
+    if any(len(getattr(data, field)) != len(images) for field in Omniglot.__dataclass_fields__):
+        raise DataError(f"{path}: the images and their character records differ in length")
+    if not np.isfinite(images).all():
+        raise DataError(f"{path}: the images hold non-finite values")
+    return data
 
 
 # --------------------------------------------------------------------------- splits

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class DeviceError(RuntimeError):
     """The requested device is not available to this Paddle build."""
@@ -11,6 +13,8 @@ def use_device(device: str) -> str:
     """`cpu`, `gpu` or `gpu:N`: set Paddle's device or explain why it cannot be used."""
     import paddle  # here, so that commands without a model (fetch, split) do not load Paddle
 
+    if not re.fullmatch(r"cpu|gpu(:[0-9]+)?", device):
+        raise DeviceError(f"unknown device {device!r}; use cpu, gpu or gpu:N")
     kind = device.split(":")[0]
     if kind == "gpu":
         if not paddle.is_compiled_with_cuda():
@@ -19,9 +23,11 @@ def use_device(device: str) -> str:
                 "install Paddle's CUDA wheel (docs/pipeline.md, section \"Running the paper's "
                 "protocol on a GPU\") "
                 "or use device: cpu")
-        if paddle.device.cuda.device_count() == 0:
+        visible = paddle.device.cuda.device_count()
+        if visible == 0:
             raise DeviceError(f"device {device!r} requested, but no GPU is visible")
-    elif kind != "cpu":
-        raise DeviceError(f"unknown device {device!r}; use cpu, gpu or gpu:N")
+        if ":" in device and int(device.split(":")[1]) >= visible:
+            raise DeviceError(f"device {device!r} requested, but only {visible} GPU(s) are "
+                              f"visible (gpu:0 to gpu:{visible - 1})")
     paddle.set_device(device)
     return device

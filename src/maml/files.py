@@ -22,13 +22,15 @@ class OverwriteError(RuntimeError):
 def refuse_writing_inputs(outputs: dict, inputs: dict) -> None:
     """No command writes to a path it reads: each of `outputs` ({what: path}) is compared,
     resolved, with every path of `inputs` ({what: path or paths}); a match stops the command
-    before any work, naming both."""
+    before any work, naming both. An output that is a folder is refused as early."""
     read = {}
     for what, paths in inputs.items():
         for path in paths if isinstance(paths, (list, tuple)) else [paths]:
             if path is not None:
                 read.setdefault(Path(path).resolve(), what)
     for what, path in outputs.items():
+        if path is not None and Path(path).is_dir():
+            raise FileFormatError(f"{what} {path}: is a folder; name a file to write")
         if path is not None and Path(path).resolve() in read:
             raise OverwriteError(f"{what} {path} is also what this command reads as "
                                  f"{read[Path(path).resolve()]}: writing it would destroy it; "
@@ -80,6 +82,8 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     the permissions an ordinary open() would give (mkstemp's are owner-only). Temporaries of
     `path` left by a killed writer are removed first."""
     path = Path(path)
+    if path.is_dir():
+        raise FileFormatError(f"{path}: is a folder; name a file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path))

@@ -107,8 +107,12 @@ def support_set(source: str | os.PathLike) -> tuple[list[Path], list[str]]:
             paths += files
             labels += [folder.name] * len(files)
     elif source.is_file():
-        with source.open(newline="", encoding="utf-8-sig") as handle:  # Excel's BOM too
-            rows = [row for row in csv.reader(handle) if row and not row[0].startswith("#")]
+        try:
+            with source.open(newline="", encoding="utf-8-sig") as handle:  # Excel's BOM too
+                rows = [row for row in csv.reader(handle) if row and not row[0].startswith("#")]
+        except UnicodeDecodeError:
+            raise DataError(f"{source}: not a CSV of path,label rows (not text); --support "
+                            "takes a folder of one sub-folder per class, or such a CSV") from None
         if rows and rows[0][:2] == ["path", "label"]:
             rows = rows[1:]
         if any(len(row) != 2 for row in rows):

@@ -175,6 +175,9 @@ def read_yaml(path: str | Path):
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except OSError as error:
         raise SettingsError(f"{path}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path}: not a text file (not UTF-8); a settings file is YAML "
+                            "or JSON text") from None
     except json.JSONDecodeError as error:
         raise SettingsError(f"{path}: line {error.lineno}, column {error.colno}: not valid JSON "
                             f"({error.msg})") from None
@@ -336,8 +339,9 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     if settings["split"] not in SPLITS:
         raise SettingsError(f"split: unknown split {settings['split']!r}; choose one of "
                             f"{list(SPLITS)}")
-    if settings["val_tasks"] > MAX_TASKS:
-        raise SettingsError(f"val_tasks: at most {MAX_TASKS}, got {settings['val_tasks']}")
+    for key in ("val_tasks", "meta_batch"):
+        if settings[key] > MAX_TASKS:
+            raise SettingsError(f"{key}: at most {MAX_TASKS} tasks, got {settings[key]}")
     for query in ("k_query", "test_k_query"):
         if settings["k_shot"] + settings[query] > DRAWERS:
             raise SettingsError(f"k_shot + {query} = {settings['k_shot'] + settings[query]} "
