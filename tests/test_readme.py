@@ -2,6 +2,7 @@
 the committed files hold."""
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -107,3 +108,64 @@ def test_the_shipped_model_examples_work_in_a_fresh_clone(clone, tmp_path):
     assert "queries together" in results["lake-runs"].stdout
     assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True,
                           text=True).stdout == ""  # nothing committed was touched
+
+
+def _without_out(command: str) -> list[str]:
+    words = [sys.executable if w == "python" else w for w in shlex.split(command)]
+    if "--out" in words:
+        del words[words.index("--out"):words.index("--out") + 2]
+    return words
+
+
+def test_no_command_without_an_output_touches_a_committed_file(clone, tmp_path):
+    """Issue 44, item 2: the README's commands with their --out taken away, and the commands a
+    user runs to look at a model (a few tasks, one step, a tiny training), write only to
+    folders git ignores: the clone's committed files stay as committed."""
+    model = "results/runs/finn/maml/5way1shot/seed0/model.npz"
+    lake = next(c for c in example_commands() if " lake-runs " in c)
+    commands = [_without_out(c) for c in example_commands()[1:]] + [
+        _without_out(c) for c in (f"python -m maml evaluate --model {model} --num-tasks 4",
+                                  lake + " --steps 1",
+                                  "python -m maml status")] + [
+        [sys.executable, "-m", "maml", "train", *map(str, (
+            "--epochs", 2, "--task_num", 1, "--k_query", 1, "--val_every", 2, "--val_tasks", 2,
+            "--checkpoint_every", 2, "--glob_update_step", 1, "--glob_update_step_test", 1))]]
+    for words in commands:
+        result = subprocess.run(words, cwd=clone, capture_output=True, text=True)
+        assert result.returncode == 0, f"{words}\n{result.stderr[-3000:]}"
+    assert (clone / "output" / "evaluations").is_dir() and (clone / "output" / "runs").is_dir()
+    assert subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone,
+                          capture_output=True, text=True).stdout == ""
+
+
+def readme_command(prefix: str) -> str:
+    """The README's one command line that starts with `prefix`."""
+    lines = [line.strip() for line in (REPO / "README.md").read_text().splitlines()
+             if line.strip().startswith(prefix)]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_the_readme_small_pipeline_runs_as_written(tmp_path):
+    """Issue 45: the small run's command, word for word from REPO (its scratch folder made by
+    mktemp under this test's folder), makes a table, and the closing line names it in full."""
+    command = readme_command("./run.sh pipeline --directory")
+    result = subprocess.run(["bash", "-c", command], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    [workdir] = tmp_path.iterdir()
+    rows = (workdir / "results" / "table.md").read_text().splitlines()[2:]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| 5way1shot", "maml"], ["| 5way1shot", "maml++"], ["| 20way1shot", "maml"],
+        ["| 20way1shot", "maml++"]]
+    assert f"Done. The table: {workdir}/results/table.md" in result.stdout + result.stderr
+
+
+def test_the_readme_status_command_runs_as_written():
+    command = shlex.split(next(line for line in re.findall(r"`([^`]*)`",
+                                                            (REPO / "README.md").read_text())
+                               if line.startswith("python -m maml status")))
+    result = subprocess.run([sys.executable, *command[1:]], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "results/state/" in result.stdout, result.stdout
