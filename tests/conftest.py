@@ -45,3 +45,14 @@ def prepared(tmp_path_factory, archives) -> dict:
         splits[name] = out / f"{name}.json"
         data.save_split(data.make_split(omniglot, name), splits[name])
     return {"data": omniglot, "data_path": out / "omniglot28.npz", "splits": splits}
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory):
+    """The small offline config's pipeline run to its end (tests/workflow_runs.py), shared by
+    the tests of what it makes and of what reruns; they read it or dry-run on it."""
+    from workflow_runs import SMALL, snakemake
+
+    workdir = tmp_path_factory.mktemp("workflow")
+    snakemake(workdir, "--cores", "2", config=SMALL)
+    return workdir

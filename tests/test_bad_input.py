@@ -1,6 +1,8 @@
-"""Bad input gets one line naming the file or flag and what is wrong (issue 44: items 9 and 10
-and the weak list): degenerate tasks, a preset asked for a cell it has no budget for, repeated
-YAML keys, a CSV with a byte-order mark or an empty label, uninformative support sets."""
+"""Bad input gets one line naming the file or flag and what is wrong: degenerate tasks, a preset
+asked for a cell it has no budget for, repeated YAML keys, a CSV with a byte-order mark or an
+empty label, uninformative support sets, a data file of other arrays, an unknown device, a
+negative seed, a meta-batch beyond memory, a binary settings file, an output naming a folder, an
+image given as the support CSV; Ctrl-C during training."""
 
 import shutil
 import subprocess
@@ -202,7 +204,8 @@ def test_a_binary_settings_file_is_named(tmp_path):
 def test_an_output_naming_a_folder_is_refused_and_the_folder_kept(prepared, tmp_path):
     folder = tmp_path / "results"
     (folder / "inside").mkdir(parents=True)
-    one_line_error(_evaluate(prepared, "--out", folder), "--out", "results: is a folder; name a file")
+    one_line_error(_evaluate(prepared, "--out", folder), "--out",
+                   "results: is a folder; name a file")
     assert (folder / "inside").is_dir() and list(tmp_path.iterdir()) == [folder]
 
 

@@ -6,7 +6,7 @@ import paddle
 import paddle.nn.functional as F
 
 from maml.model import (BN_EPS, accuracy, arrays_to_params, conv_kernel, conv_matrix,
-                        cross_entropy, forward, init_params, params_to_arrays, per_task)
+                        cross_entropy, forward, init_network, params_to_arrays, per_task)
 
 
 def reference_forward(params, x):
@@ -26,7 +26,7 @@ def reference_forward(params, x):
 def random_params(n_way, seed):
     """Initial weights with random biases and batch-norm scales, so every term matters."""
     rng = np.random.default_rng(seed)
-    params = init_params(n_way, seed=seed, dtype="float64")
+    params = init_network(n_way, seed=seed, dtype="float64")
     for name, p in params.items():
         if not name.endswith("weight") or name.startswith("bn"):
             p.set_value(rng.normal(1.0 if name.startswith("bn") else 0.0, 0.5, p.shape))
@@ -88,7 +88,7 @@ def test_cross_entropy_matches_numpy():
 
 
 def test_forward_shapes_and_parameter_layout():
-    params = init_params(20)
+    params = init_network(20)
     assert list(params)[:4] == ["conv0.weight", "bn0.weight", "bn0.bias", "conv1.weight"]
     assert params["conv0.weight"].shape == [9, 64]
     assert params["conv3.weight"].shape == [9 * 64, 64]
@@ -100,7 +100,7 @@ def test_forward_shapes_and_parameter_layout():
 
 
 def test_init_is_seeded_and_round_trips():
-    a, b, c = init_params(5, seed=3), init_params(5, seed=3), init_params(5, seed=4)
+    a, b, c = init_network(5, seed=3), init_network(5, seed=3), init_network(5, seed=4)
     assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
     assert not np.array_equal(a["fc.weight"].numpy(), c["fc.weight"].numpy())
     back = arrays_to_params(params_to_arrays(a, "p/"), "p/")
@@ -166,5 +166,5 @@ def test_tasknorm_and_instance_norm_match_a_numpy_reference():
                 rtol=1e-9, atol=1e-9, err_msg=kind)
         fewer = forward(stacked, x[:, :5], stats_images=4, norm=kind)
         np.testing.assert_allclose(fewer.numpy(), ours[:, :5].numpy(), rtol=1e-10, atol=1e-12)
-    assert "norm0.scale" in init_params(5, norm="tasknorm-i")
-    assert "norm0.scale" not in init_params(5, norm="instance")
+    assert "norm0.scale" in init_network(5, norm="tasknorm-i")
+    assert "norm0.scale" not in init_network(5, norm="instance")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from test_pipeline import RESUME, SMALL, snakemake
+from workflow_runs import RESUME, SMALL, snakemake
 
 # The local executor's table of a config against Slurm's: everything but the wall times.
 TIMING = ["train_minutes", "train_cpu_hours", "ms_per_iteration"]

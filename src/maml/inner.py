@@ -26,7 +26,7 @@ class SGD:
     def __init__(self, lr: float):
         self.lr = lr
 
-    def init_params(self, adapted: Params) -> Params:
+    def own_params(self, adapted: Params) -> Params:
         return OrderedDict()
 
     def update(self, params: Params, name: str, weight: paddle.Tensor, grad: paddle.Tensor,
@@ -46,7 +46,7 @@ class LearnedRates:
     def __init__(self, lr: float, steps: int):
         self.lr, self.steps = lr, steps
 
-    def init_params(self, adapted: Params) -> Params:
+    def own_params(self, adapted: Params) -> Params:
         return OrderedDict((self.PREFIX + name, to_tensor([self.lr] * self.steps, _dtype(p)))
                            for name, p in adapted.items())
 
@@ -68,7 +68,7 @@ class ElementRates:
     def __init__(self, lr: float):
         self.lr = lr
 
-    def init_params(self, adapted: Params) -> Params:
+    def own_params(self, adapted: Params) -> Params:
         return OrderedDict((self.PREFIX + name, to_tensor(np.full(p.shape, self.lr), _dtype(p)))
                            for name, p in adapted.items())
 
@@ -104,10 +104,10 @@ class InnerLoop:
         """The same loop with another rule (every other field kept)."""
         return dataclasses.replace(self, rule=rule)
 
-    def init_params(self, model: Params) -> Params:
+    def with_own_params(self, model: Params) -> Params:
         """The model's parameters followed by the rule's own."""
         adapted = OrderedDict((name, model[name]) for name in self.adapted(model))
-        return OrderedDict([*model.items(), *self.rule.init_params(adapted).items()])
+        return OrderedDict([*model.items(), *self.rule.own_params(adapted).items()])
 
 
 def for_settings(settings: dict) -> InnerLoop:

@@ -18,7 +18,7 @@ import paddle
 
 from maml import inner
 from maml.inner import InnerLoop
-from maml.model import (Params, accuracy, cross_entropy, forward, init_params, is_model_param,
+from maml.model import (Params, accuracy, cross_entropy, forward, init_network, is_model_param,
                         per_task)
 from maml.settings import QUERY_MODES
 from maml.tasks import TaskBatch
@@ -37,12 +37,12 @@ def as_tensors(batch: TaskBatch) -> tuple[paddle.Tensor, ...]:
 
 def init_meta_params(settings: dict, seed: int, **network) -> Params:
     """Every meta-parameter of a run: the network (batch-norm scale and per-step rows as the
-    settings say) and its inner rule's own, e.g. learned rates. `network`: `init_params`'s
+    settings say) and its inner rule's own, e.g. learned rates. `network`: `init_network`'s
     size arguments (the tests use a small network)."""
-    model = init_params(settings["n_way"], seed=seed, bn_scale=settings["bn_scale"],
+    model = init_network(settings["n_way"], seed=seed, bn_scale=settings["bn_scale"],
                         bn_steps=settings["inner_steps"] if settings["per_step_bn"] else None,
                         norm=settings["norm"], **network)
-    return inner.for_settings(settings).init_params(model)
+    return inner.for_settings(settings).with_own_params(model)
 
 
 def adaptation(params: Params, loop: InnerLoop, x: paddle.Tensor, y: paddle.Tensor, steps: int,

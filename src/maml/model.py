@@ -33,7 +33,7 @@ Params = "OrderedDict[str, paddle.Tensor]"
 BN_EPS = 1e-5
 
 
-def init_params(n_way: int, channels: int = 64, blocks: int = 4, in_channels: int = 1,
+def init_network(n_way: int, channels: int = 64, blocks: int = 4, in_channels: int = 1,
                 seed: int = 0, dtype: str = "float32", bn_scale: bool = True,
                 bn_steps: int | None = None, norm: str = "batch") -> Params:
     """Ordered, named parameters; conv and linear weights Glorot-uniform, as in cbfinn/maml.

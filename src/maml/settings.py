@@ -86,8 +86,8 @@ SPLITS = tuple(SPLIT_SIZES)
 # evaluation alphabets, from which Lake's one-shot runs are drawn (maml.lake).
 LAKE_SPLITS = ("lake", "lake_alphabets")
 POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
-            "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every", "val_tasks",
-            "checkpoint_every", "msl_iterations", "meta_lr_min")
+            "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every",
+            "val_tasks", "checkpoint_every", "msl_iterations", "meta_lr_min")
 # The largest float32: a rate above it is infinite in the network's arithmetic.
 FLOAT32_MAX = 3.4028234663852886e38
 # The most tasks one evaluation may draw (600 take minutes; this many, hours). The schema's
@@ -190,22 +190,37 @@ def read_yaml(path: str | Path):
 
 def presets() -> dict:
     """Each method's settings (`common`), named presets and figure colour, from presets.yaml,
-    where a family may take another's presets (`like`) and put its own `common` settings
-    under them."""
+    where a family may take another's presets (`like`). `common` holds for every preset of the
+    family, the ones it takes included: a preset that says otherwise is an error, not an
+    override."""
     return copy.deepcopy(_presets())
 
 
 @functools.lru_cache(maxsize=None)
 def _presets() -> dict:
-    families = yaml.safe_load(resources.files("maml").joinpath("presets.yaml").read_text())
+    return resolve_families(
+        yaml.safe_load(resources.files("maml").joinpath("presets.yaml").read_text()))
+
+
+def resolve_families(families: dict) -> dict:
+    """presets.yaml's families with `like` and `common` applied (see `presets`)."""
     resolved = {}
     for method, family in families.items():
         family = dict(family)
         common, like = family.pop("common", {}), family.pop("like", None)
         colour = family.pop("colour", None)
         named = {**(resolved[like]["presets"] if like else {}), **family}
+        for name, preset in named.items():
+            layers = [preset] + [values for key in ("by_way", "by_shot", "by_cell")
+                                 for values in preset.get(key, {}).values()]
+            clash = sorted({key for layer in layers for key in set(common) & set(layer)
+                            if layer[key] != common[key]})
+            if clash:
+                raise SettingsError(f"presets.yaml: {method}'s preset {name} sets "
+                                    f"{', '.join(clash)}, which its family's `common` fixes "
+                                    "for every preset; drop the key from one of them")
         resolved[method] = {"common": common, "colour": colour,
-                            "presets": {name: {**common, **p} for name, p in named.items()}}
+                            "presets": {name: {**p, **common} for name, p in named.items()}}
     return resolved
 
 

@@ -51,7 +51,8 @@ class Adam:
         """One update; `lr` (e.g. from a schedule) replaces the initial rate for this step.
         A non-finite gradient or new weight raises DivergenceError before anything changes."""
         t = self.step_count + 1
-        rate = (self.lr if lr is None else lr) * np.sqrt(1 - self.beta2 ** t) / (1 - self.beta1 ** t)
+        rate = ((self.lr if lr is None else lr) * np.sqrt(1 - self.beta2 ** t)
+                / (1 - self.beta1 ** t))
         moments, weights = {}, {}
         for (name, param), grad in zip(params.items(), grads):
             g = grad.numpy().astype(np.float64)

@@ -1,180 +1,22 @@
-"""The Snakemake workflow end to end on a small offline config, partial reruns, config checks,
-and resume after an interrupted run."""
+"""What reruns when: a fresh clone, a changed setting, a new seed, method or run, edited
+scripts; config checks before any job; extra runs, ensembles and Lake-split models."""
 
 import json
-import math
-import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import MD5, REPO, SOURCE
-from maml import cpu
+from conftest import REPO
 from maml.progress import record_path, write_record
-from maml.settings import INDEPENDENT, METHODS, SPLITS
+from maml.settings import METHODS, SPLITS
 
-# The small offline config (config/offline-small.yaml), its archives taken from the tests' source.
-SMALL = {**yaml.safe_load((REPO / "config" / "offline-small.yaml").read_text()),
-         "data": {"source": str(Path(SOURCE).resolve()), "md5": MD5,
-                  "runs_source": str(Path(SOURCE).resolve())}}
-
-
-def snakemake(workdir, *args, config=None, check=True, code=REPO, **kwargs):
-    """Snakemake on `workdir` with the Snakefile of `code` (default: this repository)."""
-    configfile = Path(workdir) / "test-config.yaml"
-    if config is not None:
-        configfile.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(Path(code) / "Snakefile"),
-               "-d", str(workdir), "--configfile", str(configfile), *args]
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            **kwargs)
-    if check and result.returncode != 0:
-        raise AssertionError(result.stdout[-5000:])
-    return result
-
-
-def planned_jobs(workdir, *args, config=None, code=REPO) -> dict[str, int]:
-    """The dry-run's job counts per rule ({} if nothing is to be done)."""
-    out = snakemake(workdir, "--dry-run", *args, config=config, code=code).stdout
-    counts, inside = {}, False
-    for line in out.splitlines():
-        if line.startswith("Job stats:"):
-            inside, counts = True, {}
-        elif inside and not line.strip():
-            inside = False
-        elif inside and line.split()[0] not in ("job", "total") and set(line[0]) != {"-"}:
-            rule, count = line.split()
-            counts[rule] = int(count)
-    return counts
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    snakemake(workdir, "--cores", "2", config=SMALL)
-    return workdir
-
-
-def test_table_holds_the_evaluation_files_numbers(finished):
-    table = pd.read_csv(finished / "results" / "table.csv")
-    assert list(zip(table.cell, table.method)) == [
-        ("5way1shot", "maml"), ("5way1shot", "maml++"),
-        ("20way1shot", "maml"), ("20way1shot", "maml++")]
-    for row in table.itertuples():
-        evals = [json.loads((finished / f"results/runs/finn/{row.method}/{row.cell}/seed{s}/"
-                             "eval.json").read_text()) for s in (0, 1)]
-        assert all(e["method"] == row.method for e in evals)
-        accuracies = np.array([100 * e["accuracy"] for e in evals])
-        assert row.accuracy == pytest.approx(accuracies.mean(), abs=1e-9)
-        # the 95% t interval over two seeds: t(0.975, 1 degree of freedom) = 12.706
-        assert row.ci95_seeds == pytest.approx(12.7062 * accuracies.std(ddof=1) / math.sqrt(2),
-                                               rel=1e-5)
-        assert row.per_seed == "; ".join(f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f}"
-                                         for e in evals)
-        # each query on its own: the same tasks, the mode predict uses by default
-        assert all(len(e["query_modes"][INDEPENDENT]["task_accuracy"]) == e["num_tasks"]
-                   for e in evals)
-        assert row.independent == pytest.approx(
-            np.mean([100 * e["query_modes"][INDEPENDENT]["accuracy"] for e in evals]),
-            abs=1e-9)
-        assert row.test_tasks == 6 == evals[0]["num_tasks"] and row.iterations == 4
-    markdown = (finished / "results" / "table.md").read_text()
-    assert f"{table.accuracy[0]:.2f} ± {table.ci95_seeds[0]:.2f}" in markdown
-    assert "98.7 ± 0.4" in markdown and "99.2" in markdown
-    best = (finished / "results" / "best_per_cell.md").read_text().splitlines()[2:]
-    assert [line.split(" | ")[0] for line in best] == ["| 5way1shot", "| 20way1shot"]
-    for line, (cell, rows) in zip(best, table.groupby("cell", sort=False)):
-        top = rows.loc[rows.accuracy.idxmax()]
-        gap = top.accuracy - {"5way1shot": 98.7, "20way1shot": 95.8}[cell]
-        assert f"| {top.method}, grid (laptop) | {cell} | {top.accuracy:.2f} ± " in line
-        assert f"| {top.train_cpu_hours:.2f} |" in line and f"| {gap:+.2f} |" in line
-
-
-def test_figures_provenance_logs_and_benchmarks(finished):
-    for figure in ("validation_curves.png", "accuracy_vs_steps.png", "accuracy_vs_cpu_hours.png"):
-        assert (finished / "results" / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
-    provenance = json.loads((finished / "results" / "provenance.json").read_text())
-    assert len(provenance["commit"]) == 40
-    assert provenance["config"]["cells"] == SMALL["cells"]
-    assert "paddlepaddle" in provenance["packages"] and "snakemake" in provenance["packages"]
-    assert len(provenance["jobs"]) == 8
-    assert {job["method"] for job in provenance["jobs"]} == {"maml", "maml++"}
-    assert "cpu_settings" in provenance["machine"]
-    # where every job ran, for saying where a bit-for-bit claim holds
-    kind = cpu.machine()["kind"]
-    assert provenance["machine"]["cpu"]["kind"] == kind
-    for job in provenance["jobs"]:
-        assert job["eval_machine"] == kind
-        assert {segment["machine"]["kind"] for segment in job["segments"]} == {kind}
-    for rule in ("train", "evaluate"):
-        assert (finished / f"logs/{rule}/finn/maml++/5way1shot/seed0.log").exists()
-        assert (finished / f"logs/benchmarks/{rule}/finn/maml++/5way1shot/seed0.tsv").exists()
-
-
-def test_models_have_their_methods_parameters(finished):
-    from maml.files import load_arrays
-
-    plain = load_arrays(finished / "results/runs/finn/maml/5way1shot/seed0/model.npz")
-    plus = load_arrays(finished / "results/runs/finn/maml++/5way1shot/seed0/model.npz")
-    assert not any(name.startswith("lslr.") for name in plain)
-    assert plain["bn1.weight"].shape == (64,)
-    assert plus["lslr.conv0.weight"].shape == (1,)  # one inner step
-    assert plus["bn1.weight"].shape == (1, 64)  # per-step batch norm
-    assert "lslr.bn1.weight" not in plus  # batch norm outside the inner loop
-
-
-def test_html_report_shows_table_and_figures(finished):
-    """The README's report command: run.sh report, in the pipeline's environment."""
-    result = subprocess.run(["bash", str(REPO / "run.sh"), "report", "--directory",
-                             str(finished), "--snakefile", str(REPO / "Snakefile"),
-                             "--configfile", str(finished / "test-config.yaml")],
-                            capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    html = (finished / "report.html").read_text()
-    for name in ("table.html", "validation_curves.png", "accuracy_vs_steps.png"):
-        assert name in html
-
-
-def test_lint_is_clean(finished):
-    assert "Congratulations" in snakemake(finished, "--lint").stdout
-
-
-def test_snakefmt_is_clean():
-    files = [REPO / "Snakefile", REPO / "workflow" / "Snakefile",
-             *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
-    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *map(str, files)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-
-
-def test_everything_up_to_date_after_a_run(finished):
-    assert planned_jobs(finished) == {}
-
-
-def _code_copy(path):
-    """This repository's workflow code, to change in a test."""
-    path.mkdir()
-    for part in ("Snakefile", "workflow", "src", "profiles", "envs"):
-        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
-        copy(REPO / part, path / part)
-    return path
-
-
-def _fresh_clone(finished, path):
-    """What a clone of the committed results has: results and config, no .snakemake/ (no
-    Snakemake metadata), no logs, no data; every file with the checkout's time."""
-    shutil.copytree(finished, path, symlinks=True,
-                    ignore=shutil.ignore_patterns(".snakemake", "logs", "resources"))
-    return path
+from workflow_runs import (SMALL, code_copy, fresh_clone, planned_jobs, restored_later,
+                           snakemake)
 
 
 def test_a_small_config_means_only_what_it_says(tmp_path):
@@ -196,7 +38,7 @@ def test_a_small_config_means_only_what_it_says(tmp_path):
 
 
 def test_a_fresh_clone_redoes_nothing_and_a_changed_setting_retrains(finished, tmp_path):
-    clone = _fresh_clone(finished, tmp_path / "clone")
+    clone = fresh_clone(finished, tmp_path / "clone")
     assert planned_jobs(clone, config=SMALL) == {}
     # without Snakemake's metadata, a setting changed in the config is still seen: its runs'
     # settings files are new, so they train and evaluate again, and nothing else
@@ -209,7 +51,7 @@ def test_a_fresh_clone_redoes_nothing_and_a_changed_setting_retrains(finished, t
 def test_a_new_default_valued_setting_retrains_nothing(finished, tmp_path):
     """This code with one more setting in DEFAULTS (its default: today's behaviour), in a
     finished workdir and in a fresh clone: nothing to do."""
-    code = _code_copy(tmp_path / "code")
+    code = code_copy(tmp_path / "code")
     settings = code / "src" / "maml" / "settings.py"
     text = settings.read_text()
     assert '    "method": "maml",\n' in text
@@ -218,7 +60,7 @@ def test_a_new_default_valued_setting_retrains_nothing(finished, tmp_path):
     workdir = tmp_path / "workdir"
     shutil.copytree(finished, workdir, symlinks=True)
     assert planned_jobs(workdir, config=SMALL, code=code) == {}
-    assert planned_jobs(_fresh_clone(finished, tmp_path / "clone"), config=SMALL,
+    assert planned_jobs(fresh_clone(finished, tmp_path / "clone"), config=SMALL,
                         code=code) == {}
     # and the setting is real: given another value, it retrains
     other = {**SMALL, "overrides": {**SMALL["overrides"], "new_switch": True}}
@@ -266,7 +108,7 @@ def test_new_method_trains_only_that_method(finished):
 def test_a_method_family_is_one_presets_entry(finished, tmp_path):
     """A throwaway family added to a copy of presets.yaml, nothing else edited: it trains,
     evaluates and has its rows in the table, beside the committed methods' unchanged rows."""
-    code = _code_copy(tmp_path / "code")
+    code = code_copy(tmp_path / "code")
     presets = code / "src" / "maml" / "presets.yaml"
     presets.write_text(presets.read_text() + "\nthrowaway:  # a test's family: the head adapts\n"
                        "  colour: C7\n  like: maml\n  common: {inner_adapts: [fc]}\n")
@@ -306,7 +148,7 @@ def test_forcerun_reruns_the_rule_and_everything_downstream(finished):
 
 def test_a_fresh_clone_trains_only_the_runs_it_lacks(finished, tmp_path):
     """A clone has no data: making them retrains none of the committed runs."""
-    clone = _fresh_clone(finished, tmp_path / "clone")
+    clone = fresh_clone(finished, tmp_path / "clone")
     for name in ("model.npz", "curve.csv", "train.json", "eval.json"):
         (clone / "results/runs/finn/maml/5way1shot/seed1" / name).unlink()
     assert planned_jobs(clone, config=SMALL) == {
@@ -337,7 +179,7 @@ def test_rewritten_settings_files_retrain_nothing_and_keep_the_jobs_still_to_do(
 
 def test_edited_rule_scripts_retrain_nothing(finished, tmp_path):
     """Runs are identified by their settings: a newer glue script reruns no job."""
-    code = _code_copy(tmp_path / "code")
+    code = code_copy(tmp_path / "code")
     for script in (code / "workflow" / "scripts").glob("*.py"):
         script.write_text(script.read_text() + "\n# edited\n")
     workdir = tmp_path / "workdir"
@@ -368,7 +210,7 @@ def test_a_committed_model_retrained_in_a_fresh_clone_is_told_which_data_to_make
     """A clone has no data, and a committed run's jobs ask for none (they have their results):
     asked for the model again, the train job names the files to make; made as it says, the
     same command then retrains the model as it was."""
-    clone = _fresh_clone(finished, tmp_path / "clone")
+    clone = fresh_clone(finished, tmp_path / "clone")
     run = "results/runs/finn/maml/5way1shot/seed1"
     committed = (clone / run / "model.npz").read_bytes()
     (clone / run / "model.npz").unlink()
@@ -476,14 +318,6 @@ def test_extra_run_trains_only_itself_and_gets_its_own_row(finished, tmp_path):
         for job in provenance["jobs"]]
 
 
-def _restored_later(folder, *names):
-    """Give `names` in `folder` a later modification time, as Snakemake does when it copies an
-    interrupted job's update() outputs back (9.27, persistence.restore_output)."""
-    later = time.time() + 60
-    for name in names:
-        os.utime(folder / name, (later, later))
-
-
 def _assert_an_interrupted_retrain_redoes_nothing(workdir, clone, config, run, rule):
     """In a fresh clone of `workdir` where Snakemake has since finished a job (the table: its
     files keep their own times from then on, see settle_times, and no checksum of the runs'
@@ -491,14 +325,14 @@ def _assert_an_interrupted_retrain_redoes_nothing(workdir, clone, config, run, r
     record short of its end (named by the run's train key, as its settings file) and its
     outputs copied back newer. Neither it nor its `rule` job (ensemble, lake_runs) is redone;
     without the retrain in progress, the newer model is a new one and they are."""
-    _fresh_clone(workdir, clone)
+    fresh_clone(workdir, clone)
     snakemake(clone, "--cores", "1", "results/table.md", "--forcerun", "aggregate",
               config=config)
     folder = clone / run
     key = next(folder.glob("train-settings-*.json")).stem.removeprefix("train-settings-")
     state = clone / run.replace("results/runs", "results/state") / f"{key}.npz"
     write_record(state, iteration=5, iterations=10, segments=[])
-    _restored_later(folder, "model.npz", "train.json", "curve.csv")
+    restored_later(folder, "model.npz", "train.json", "curve.csv")
     assert not {"train", "evaluate", rule} & planned_jobs(clone, config=config).keys()
     record_path(state).unlink()
     assert {"evaluate", rule} <= planned_jobs(clone, config=config).keys()
@@ -595,178 +429,3 @@ def test_schema_fills_defaults(tmp_path):
     """A config with only the data source plans the paper's four cells and three seeds."""
     jobs = planned_jobs(tmp_path, config={"data": SMALL["data"]})
     assert jobs["train"] == 12 and jobs["evaluate"] == 12
-
-
-RESUME = {**SMALL, "methods": ["maml"], "cells": ["5way1shot"], "seeds": [0],
-          "overrides": {**SMALL["overrides"], "iterations": 150, "checkpoint_every": 5,
-                        "val_every": 50}}
-
-
-def _default_sigint() -> None:
-    """Ctrl-C as in a terminal: a shell starts background commands (`... &`, e.g. a CI script
-    run that way) with SIGINT ignored, which every child inherits, and the interrupt then never
-    arrives."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _start_and_wait_for_a_checkpoint(workdir, config=RESUME, targets=()) -> subprocess.Popen:
-    """Start the pipeline on `config` (its `targets`, default: all) in its own session; return
-    once seed 0's training checkpointed."""
-    (workdir / "test-config.yaml").write_text(yaml.safe_dump(config))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--configfile", str(workdir / "test-config.yaml"), "--cores", "1", *targets],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        preexec_fn=_default_sigint)
-    state = workdir / "results" / "state" / "finn" / "maml" / "5way1shot" / "seed0"
-    deadline = time.time() + 300
-    while not list(state.glob("*.npz")) and time.time() < deadline:
-        time.sleep(0.2)
-    return process
-
-
-def _interrupt_during_training(workdir, sig):
-    """Start the pipeline, wait for a training checkpoint, then deliver `sig` to it all."""
-    process = _start_and_wait_for_a_checkpoint(workdir)
-    time.sleep(1.0)
-    os.killpg(process.pid, sig)
-    process.wait(timeout=60)
-    assert not (workdir / "results/runs/finn/maml/5way1shot/seed0/train.json").exists(), \
-        "training finished before it could be interrupted"
-
-
-def test_killing_snakemake_alone_needs_only_the_same_command_again(tmp_path, uninterrupted):
-    """kill -9 of the Snakemake process while its training job runs on and finishes: the
-    outputs are marked incomplete, and the next run (after run.sh's unlock) reruns that job."""
-    process = _start_and_wait_for_a_checkpoint(tmp_path)
-    os.kill(process.pid, signal.SIGKILL)  # Snakemake alone; its job runs on
-    process.wait(timeout=60)
-    summary = tmp_path / "results/runs/finn/maml/5way1shot/seed0/train.json"
-    deadline = time.time() + 300
-    while not summary.exists() and time.time() < deadline:
-        time.sleep(0.5)
-    assert summary.exists(), "the orphaned training job did not finish"
-    time.sleep(2)
-    snakemake(tmp_path, "--unlock")
-    snakemake(tmp_path, "--cores", "1")  # no --rerun-incomplete: the workflow profile says so
-    pd.testing.assert_frame_equal(_curve(tmp_path), _curve(uninterrupted))
-    assert (tmp_path / "results" / "table.md").exists()
-
-
-def _curve(workdir):
-    frame = pd.read_csv(workdir / "results/runs/finn/maml/5way1shot/seed0/curve.csv")
-    return frame.drop(columns="elapsed_s")
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("uninterrupted")
-    snakemake(workdir, "--cores", "1", config=RESUME)
-    return workdir
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "sigkill"])
-def test_interrupted_training_resumes_and_matches(tmp_path, uninterrupted, sig):
-    _interrupt_during_training(tmp_path, sig)
-    if sig == signal.SIGKILL:  # a killed Snakemake leaves its lock; run.sh clears it likewise
-        snakemake(tmp_path, "--unlock")
-    snakemake(tmp_path, "--cores", "1")
-    summary = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/train.json")
-                         .read_text())
-    assert 0 < summary["resumed_from"] < 150
-    pd.testing.assert_frame_equal(_curve(tmp_path), _curve(uninterrupted))
-    ours = json.loads((tmp_path / "results/runs/finn/maml/5way1shot/seed0/eval.json").read_text())
-    theirs = json.loads((uninterrupted / "results/runs/finn/maml/5way1shot/seed0/eval.json")
-                        .read_text())
-    assert ours["task_accuracy"] == theirs["task_accuracy"]
-
-
-TWO_SEEDS = {**RESUME, "seeds": [0, 1]}
-
-
-def _git(workdir, *args):
-    subprocess.run(["git", "-C", str(workdir), "-c", "user.name=t", "-c", "user.email=t@t",
-                    *args], check=True, capture_output=True)
-
-
-def _commit_first_checkpoint_and_clone(first, clone, message, **start):
-    """Run the pipeline in `first` until seed 0's first checkpoint, kill it, commit its
-    results with that checkpoint and clone the commit: a session ending mid-run. Returns the
-    checkpoint's record and the clone."""
-    process = _start_and_wait_for_a_checkpoint(first, **start)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=60)
-    state = next((first / "results/state/finn/maml/5way1shot/seed0").glob("*.npz"))
-    record = json.loads(state.with_suffix(".json").read_text())
-    assert 0 < record["iteration"] < record["iterations"] == 150
-    _git(first, "init", "-q")
-    _git(first, "add", "results", "test-config.yaml")
-    _git(first, "commit", "-q", "-m", message)
-    subprocess.run(["git", "clone", "-q", str(first), str(clone)], check=True)
-    return record, clone
-
-
-def test_a_committed_checkpoint_resumes_in_a_fresh_clone(tmp_path, uninterrupted):
-    """A run that outlives a session: stopped after its first checkpoint, results/ committed
-    (the checkpoint with it), then a fresh clone's pipeline leaves it out of the table while in
-    progress and resumes it to the uninterrupted run's curve; every segment is recorded."""
-    first = tmp_path / "first"
-    first.mkdir()
-    snakemake(first, "--cores", "1", "results/runs/finn/maml/5way1shot/seed1/eval.json",
-              config=TWO_SEEDS)
-    (first / "test-config.yaml").write_text(yaml.safe_dump(TWO_SEEDS))
-    record, clone = _commit_first_checkpoint_and_clone(
-        first, tmp_path / "clone", "a run in progress", config=TWO_SEEDS)
-    # in progress: a table of the finished seed only, and nothing finished is redone
-    finished_only = ("results/table.md", "--config", "table_runs=finished")
-    assert planned_jobs(clone, *finished_only) == {"aggregate": 1}
-    snakemake(clone, "--cores", "1", *finished_only)
-    table = pd.read_csv(clone / "results/table.csv")
-    assert table["per_seed"].str.count(";").tolist() == [0]  # one seed
-    assert "finn/maml/5way1shot/seed0 | " in (clone / "results/in_progress.md").read_text()
-    snakemake(clone, "--cores", "1")
-    summary = json.loads((clone / "results/runs/finn/maml/5way1shot/seed0/train.json").read_text())
-    assert summary["resumed_from"] == record["iteration"] > 0
-    pd.testing.assert_frame_equal(_curve(clone), _curve(uninterrupted))
-    segments = summary["segments"]
-    assert [(s["from_iteration"], s["to_iteration"]) for s in segments] == [
-        (0, record["iteration"]), (record["iteration"], 150)]
-    assert all(s["machine"]["kind"] and s["cpu_s"] > 0 for s in segments)
-    assert json.loads((clone / "results/provenance.json").read_text())["jobs"][0]["segments"]
-    assert "None." in (clone / "results/in_progress.md").read_text()
-    assert pd.read_csv(clone / "results/table.csv")["per_seed"].str.count(";").tolist() == [1]
-
-
-def test_a_retrain_of_a_finished_run_keeps_its_row_until_it_ends(tmp_path, uninterrupted):
-    """A committed run without its model (as some November runs) is retrained over more than
-    one session: with the retrain's checkpoint committed, a fresh clone's table keeps the run's
-    row (also after the retrain was interrupted there), in_progress.md names it a retrain,
-    asking for the model resumes it to the curve the run had, and the new model is then
-    evaluated."""
-    first = tmp_path / "first"
-    shutil.copytree(uninterrupted, first, symlinks=True,
-                    ignore=shutil.ignore_patterns(".snakemake", "logs"))
-    run = "results/runs/finn/maml/5way1shot/seed0"
-    (first / run / "model.npz").unlink()
-    shutil.rmtree(first / "results/state")  # the November runs committed no checkpoint
-    (first / "results/table.md").unlink()  # for the clone to make it
-    record, clone = _commit_first_checkpoint_and_clone(
-        first, tmp_path / "clone", "a retrain in progress", targets=[f"{run}/model.npz"])
-    assert (clone / run / "train.json").exists()  # Snakemake keeps update() outputs
-    finished_only = ("results/table.md", "--config", "table_runs=finished")
-    assert planned_jobs(clone, *finished_only) == {"aggregate": 1}
-    snakemake(clone, "--cores", "1", *finished_only)
-    assert len(pd.read_csv(clone / "results/table.csv")) == 1  # the run keeps its row
-    assert "finn/maml/5way1shot/seed0 (retrain) | " in (
-        clone / "results/in_progress.md").read_text()
-    # the retrain interrupted here: its update() outputs copied back newer must not make the
-    # run's evaluation look outdated
-    _restored_later(clone / run, "train.json", "curve.csv")
-    assert not {"train", "evaluate"} & planned_jobs(clone, *finished_only).keys()
-    snakemake(clone, "--cores", "1", "resources/omniglot/omniglot28.npz",
-              "resources/omniglot/splits/finn.json")
-    snakemake(clone, "--cores", "1", f"{run}/model.npz")
-    summary = json.loads((clone / run / "train.json").read_text())
-    assert summary["resumed_from"] == record["iteration"] > 0
-    pd.testing.assert_frame_equal(_curve(clone), _curve(uninterrupted))
-    assert planned_jobs(clone, f"{run}/eval.json") == {"evaluate": 1}  # the new model
