@@ -28,9 +28,10 @@ MODE_NAMES = {"together": "queries together", INDEPENDENT: "each query on its ow
 ON_CELL = "on-{cell}"
 
 
-def candidates(config: dict) -> list[tuple[str, str, str, str, str]]:
+def candidates(config: dict, runs=None) -> list[tuple[str, str, str, str, str]]:
     """(label, split, method, trained cell, run) of every seed of every candidate extra run
-    (`selection.candidates`), each on the config's split."""
+    (`selection.candidates`), each on the config's split; with `runs` (split, method, cell,
+    run), only those (the pipeline's table of finished runs: the candidates' finished seeds)."""
     rows = []
     for label in config["selection"]["candidates"]:
         extra = config.get("extra_runs", {}).get(label)
@@ -43,6 +44,9 @@ def candidates(config: dict) -> list[tuple[str, str, str, str, str]]:
                                 f"{config['split']!r}, whose cells it would be chosen for")
         rows += [(label, config["split"], extra_method(extra), extra["cell"],
                   run_name(seed, label)) for seed in extra_seeds(extra)]
+    if runs is not None:
+        runs = {tuple(run) for run in runs}
+        rows = [row for row in rows if row[1:] in runs]
     return rows
 
 
@@ -64,10 +68,10 @@ def tested_on(config: dict, cell: str) -> tuple[int, int, int]:
     return (*parse_cell(cell), cell_queries(config, cell))
 
 
-def validation_jobs(config: dict) -> list[tuple[str, str, str, str, str, str]]:
+def validation_jobs(config: dict, runs=None) -> list[tuple[str, str, str, str, str, str]]:
     """(label, split, method, trained cell, run, tested cell) of every validation evaluation
-    the selection needs."""
-    return [(*candidate, cell) for candidate in candidates(config)
+    the selection needs (`runs`: as `candidates`)."""
+    return [(*candidate, cell) for candidate in candidates(config, runs)
             for cell in served_cells(config, candidate[3])]
 
 
@@ -81,12 +85,12 @@ def result_path(split: str, method: str, trained: str, run: str, tested: str,
     return f"{folder}/{ON_CELL.format(cell=tested)}/{name}"
 
 
-def matrix(config: dict, read=read_json, cpu_hours=None) -> list[dict]:
+def matrix(config: dict, read=read_json, cpu_hours=None, runs=None) -> list[dict]:
     """One row per candidate configuration and cell it serves: its validation accuracy (mean
     over seeds, each seed's 95% interval over tasks averaged) in each mode. `cpu_hours`:
-    label -> training CPU-hours per model."""
+    label -> training CPU-hours per model; `runs`: as `candidates`."""
     rows = {}
-    for label, split, method, trained, run, tested in validation_jobs(config):
+    for label, split, method, trained, run, tested in validation_jobs(config, runs):
         path = result_path(split, method, trained, run, tested, "val.json")
         result = read(path)
         if result.get("part") != "val":
@@ -138,16 +142,16 @@ def markdown(rows: list[dict], chosen: dict, cells) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_selection(config: dict, summaries, markdown_path, choices_path) -> dict:
+def write_selection(config: dict, summaries, markdown_path, choices_path, runs=None) -> dict:
     """results/selection.md (the matrix) and selection.json (the choice per cell and mode,
     with where each chosen configuration's test results are); `summaries`: the candidates'
-    train.json, for their CPU-hours."""
+    train.json, for their CPU-hours; `runs`: as `candidates`."""
     hours = {}
-    for label, *_, run in candidates(config):
+    for label, *_, run in candidates(config, runs):
         path = next(p for p in summaries if Path(p).parent.name == run
                     and Path(p).parent.parent.name == _trained_cell(config, label))
         hours.setdefault(label, []).append(train_cpu_seconds(read_json(path)) / 3600)
-    rows = matrix(config, cpu_hours={label: _mean(h) for label, h in hours.items()})
+    rows = matrix(config, cpu_hours={label: _mean(h) for label, h in hours.items()}, runs=runs)
     chosen = choose(rows, config["cells"])
     text = (f"# Which model serves each cell, on validation\n\n{RULE}\n\n"
             + markdown(rows, chosen, config["cells"]))
@@ -161,12 +165,13 @@ def _trained_cell(config: dict, label: str) -> str:
     return config["extra_runs"][label]["cell"]
 
 
-def chosen_elsewhere(config: dict, chosen: dict) -> list[tuple[str, str, str, str, str, str]]:
+def chosen_elsewhere(config: dict, chosen: dict,
+                     runs=None) -> list[tuple[str, str, str, str, str, str]]:
     """(label, split, method, trained cell, run, tested cell) of each seed of every chosen
     configuration trained on another cell than the one it was chosen for: the test
-    evaluations the choice adds."""
+    evaluations the choice adds (`runs`: as `candidates`)."""
     wanted = {(label, cell) for cell, modes in chosen.items() for label in modes.values()}
-    return [job for job in validation_jobs(config)
+    return [job for job in validation_jobs(config, runs)
             if (job[0], job[5]) in wanted and job[3] != job[5]]
 
 

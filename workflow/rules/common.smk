@@ -319,13 +319,23 @@ def on_cell_made(split, method, cell, run, tested, name):
     )
 
 
+def selection_runs():
+    """The candidates' runs the selection uses: all (None), or with `table_runs: finished`
+    those that have finished, so that the table of finished runs trains nothing."""
+    if config["table_runs"] != "finished":
+        return None
+    return [run[1:] for run in candidates(config) if has_finished(*run[1:])]
+
+
 def chosen_results(wildcards=None):
     """The test results the selection's choice adds: each chosen configuration trained on
     another cell, on that cell's test tasks, per seed and as one ensemble where its run
     has one (read from the checkpoint's choice)."""
     chosen = read_json(checkpoints.selection.get().output.choices)["chosen"]
     files = []
-    for label, split, method, cell, run, tested in chosen_elsewhere(config, chosen):
+    for label, split, method, cell, run, tested in chosen_elsewhere(
+        config, chosen, selection_runs()
+    ):
         files.append(result_path(split, method, cell, run, tested, "eval.json"))
         if config["extra_runs"][label].get("ensemble"):
             files.append(ensemble_on_cell_path(split, method, cell, label, tested))

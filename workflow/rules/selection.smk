@@ -42,11 +42,13 @@ checkpoint selection:
     input:
         evals=[
             result_path(split, method, cell, run, tested, "val.json")
-            for _, split, method, cell, run, tested in validation_jobs(config)
+            for _, split, method, cell, run, tested in validation_jobs(
+                config, selection_runs()
+            )
         ],
         summaries=[
             f"{run_folder(split, method, cell, run)}/train.json"
-            for _, split, method, cell, run in candidates(config)
+            for _, split, method, cell, run in candidates(config, selection_runs())
         ],
     output:
         markdown="results/selection.md",
@@ -58,6 +60,7 @@ checkpoint selection:
         ENV
     params:
         config=config,
+        runs=selection_runs(),
     script:
         "../scripts/selection.py"
 
