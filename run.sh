@@ -19,11 +19,18 @@ setup() {  # $1: pip extras
 }
 
 clear_stale_lock() {  # a run killed by SIGKILL leaves Snakemake's lock behind
-    [ -n "$(ls -A .snakemake/locks 2>/dev/null)" ] || return 0
-    for pid in $(pgrep -f snakemake || true); do
-        [ "$pid" != "$$" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$PWD" ] && return 0
+    local workdir="$PWD" previous="" arg
+    for arg in "$@"; do  # the working folder the run names (--directory / -d), if any
+        case "$previous" in --directory|-d) workdir="$arg" ;; esac
+        case "$arg" in --directory=*) workdir="${arg#*=}" ;; esac
+        previous="$arg"
     done
-    echo "run.sh: removing the lock of a killed run (no Snakemake process is running here)"
+    [ -n "$(ls -A "$workdir/.snakemake/locks" 2>/dev/null)" ] || return 0
+    workdir="$(cd "$workdir" && pwd -P)"
+    for pid in $(pgrep -f snakemake || true); do
+        [ "$pid" != "$$" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$workdir" ] && return 0
+    done
+    echo "run.sh: removing the lock of a killed run in $workdir (no Snakemake process runs there)"
     .venv/bin/snakemake --unlock --cores 1 "$@" > /dev/null
 }
 

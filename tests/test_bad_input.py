@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maml.data import DataError
+from maml.data import DataError, md5sum
 from maml.predict import predict, support_set, warn_if_uninformative
 from maml.settings import SettingsError, read_yaml, resolve
 from maml.pipeline_config import check_config
@@ -227,7 +227,10 @@ def test_ctrl_c_during_training_keeps_the_checkpoint_and_says_how_to_continue(pr
                "--split-file", prepared["splits"]["finn"], "--epochs", 100000,
                "--task_num", 1, "--k_query", 1, "--val_every", 100000, "--val_tasks", 2,
                "--checkpoint_every", 1, "--out-dir", out]
-    process = subprocess.Popen(list(map(str, command)), stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as in a terminal, also when the suite runs in the background (a shell starts
+    # background commands with SIGINT ignored, which children inherit)
+    process = subprocess.Popen(list(map(str, command)), stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not (out / "checkpoint.json").exists() and time.time() < deadline:
         time.sleep(0.5)
@@ -239,3 +242,17 @@ def test_ctrl_c_during_training_keeps_the_checkpoint_and_says_how_to_continue(pr
     assert sorted(path.name for path in out.iterdir()) == ["checkpoint.json", "checkpoint.npz"]
     from maml.train import Checkpoint
     assert Checkpoint(out / "checkpoint.npz").read()[1]["iteration"] >= 1
+
+
+def test_a_failed_prepare_leaves_no_archive_for_the_pipeline_to_use(archives, tmp_path):
+    """The evaluation archive given as the background one, with its own md5: the md5 passes,
+    preprocessing refuses it in one line, and neither archive reaches the folder (the
+    pipeline would take an archive there as fetched)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("images_background", "images_evaluation"):
+        shutil.copy(archives["images_evaluation"], source / f"{name}.zip")
+    md5 = md5sum(source / "images_evaluation.zip")
+    result = maml("prepare", "--source", source, "--md5", md5, md5, "--out-dir", tmp_path / "out")
+    one_line_error(result, "images_background.zip: unexpected layout")
+    assert list((tmp_path / "out").iterdir()) == []

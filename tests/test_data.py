@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from maml import data
+from maml.datasets import OMNIGLOT
 from conftest import MD5, SOURCE
 
 
@@ -129,11 +130,12 @@ def test_lake_alphabets_split_holds_out_whole_alphabets(prepared):
     omniglot = prepared["data"]
     parts = data.load_split(prepared["splits"]["lake_alphabets"])["parts"]
     train, val = (set(omniglot.alphabet[parts[p]]) for p in ("train", "val"))
-    assert not train & val and len(val) == data.VALIDATION_ALPHABETS
+    assert not train & val and len(val) == OMNIGLOT.splits["lake_alphabets"]["alphabets"]
     assert len(train | val) == 30 and set(omniglot.subset[parts["val"]]) == {"background"}
     for alphabet in val:  # every character of a held-out alphabet is in validation
         assert (omniglot.alphabet[parts["val"]] == alphabet).sum() == (
-            omniglot.alphabet == alphabet).sum() >= data.VALIDATION_ALPHABET_SIZE
+            omniglot.alphabet == alphabet).sum() >= (
+                OMNIGLOT.splits["lake_alphabets"]["min_characters"])
     lake = data.load_split(prepared["splits"]["lake"])["parts"]
     assert parts["test"] == lake["test"]
     _assert_partition(parts, 1623)

@@ -90,3 +90,25 @@ def test_a_write_killed_midway_leaves_nothing_behind_after_the_next_write(tmp_pa
     finally:
         running.kill()
         running.wait()
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    """A write that fails (the disk full) is named with its reason; no temporary file and no
+    output are left, and an earlier file of that name is kept."""
+    import errno
+
+    from maml.files import atomic_write, write_text
+
+    def full(handle):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(FileFormatError, match="out.json: cannot be written \\(No space left on "
+                       "device\\); nothing was written there"):
+        atomic_write(tmp_path / "out.json", full)
+    assert list(tmp_path.iterdir()) == []
+    write_text(tmp_path / "out.json", "kept\n")
+    with pytest.raises(FileFormatError):
+        atomic_write(tmp_path / "out.json", full)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+    assert (tmp_path / "out.json").read_text() == "kept\n"

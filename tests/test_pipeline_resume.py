@@ -187,3 +187,20 @@ def test_a_retrain_of_a_finished_run_keeps_its_row_until_it_ends(tmp_path, unint
     assert summary["resumed_from"] == record["iteration"] > 0
     pd.testing.assert_frame_equal(_curve(clone), _curve(uninterrupted))
     assert planned_jobs(clone, f"{run}/eval.json") == {"evaluate": 1}  # the new model
+
+
+def test_run_sh_clears_a_killed_runs_lock_in_the_folder_the_run_names(tmp_path):
+    """Issue 44, weak list: a kill -9 of a `--directory` run leaves its lock there; run.sh
+    clears it there (not only in the repository) when no Snakemake process runs in it."""
+    workdir = tmp_path / "scratch"
+    locks = workdir / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("resources/omniglot/omniglot28.npz\n")
+    result = subprocess.run(["bash", str(REPO / "run.sh"), "pipeline", "--directory",
+                             str(workdir), "--dry-run", "--configfile",
+                             str(REPO / "config" / "offline-small.yaml"),
+                             str(REPO / "config" / "offline-data.yaml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"removing the lock of a killed run in {workdir.resolve()}" in result.stdout
+    assert not any(locks.iterdir())

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,24 @@ def test_every_test_file_is_described_in_docs_tests():
     described = (REPO / "docs" / "tests.md").read_text()
     assert [p.name for p in sorted((REPO / "tests").glob("test_*.py"))
             if f"`{p.name}`" not in described] == []
+
+
+def test_the_readme_predict_example_runs_as_written(clone, tmp_path):
+    """The "use a model on your own images" command, word for word, with my_support/ and
+    my_queries/ being the examples' folders (the reader's own images in the README)."""
+    lines = (REPO / "README.md").read_text().splitlines()
+    [at] = [i for i, line in enumerate(lines)
+            if line.startswith("python -m maml predict") and line.endswith("\\")]
+    words = shlex.split(lines[at].rstrip("\\") + " " + lines[at + 1])
+    shutil.copytree(clone / "examples" / "support", clone / "my_support")
+    shutil.copytree(clone / "examples" / "query", clone / "my_queries")
+    try:
+        result = subprocess.run([sys.executable, *words[1:]], cwd=clone, capture_output=True,
+                                text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        rows = (clone / "predictions.csv").read_text().splitlines()
+        assert rows[0].startswith("query,predicted,") and len(rows) == 6
+    finally:
+        for made in ("my_support", "my_queries"):
+            shutil.rmtree(clone / made)
+        (clone / "predictions.csv").unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from maml.commands import (DEFAULT_DATA, DEFAULT_OUTPUT, DEFAULT_RESULTS, RESOUR
                            cmd_check_yaml, cmd_compare_curve, cmd_evaluate, cmd_fetch,
                            cmd_lake_runs, cmd_predict, cmd_prepare, cmd_preprocess,
                            cmd_readme_tables, cmd_split, cmd_status, cmd_train)
+from maml.datasets import OMNIGLOT
 from maml.settings import DEFAULTS, INDEPENDENT, METHODS, QUERY_MODES, SPLITS
 
 
@@ -89,7 +90,8 @@ def _data_commands(sub) -> None:
 
     p = sub.add_parser("prepare", help="fetch + preprocess + every split into --out-dir")
     p.add_argument("--source", default=None, help="default: the official address")
-    p.add_argument("--md5", nargs=2, metavar=("BACKGROUND", "EVALUATION"),
+    p.add_argument("--md5", nargs=len(OMNIGLOT.archives),
+                   metavar=tuple(archive.subset.upper() for archive in OMNIGLOT.archives),
                    help="md5 sums of the archives at --source (default: official ones)")
     p.add_argument("--out-dir", default=str(RESOURCES))
     p.set_defaults(func=cmd_prepare)
@@ -102,7 +104,8 @@ def _model_commands(sub) -> None:
         p = sub.add_parser(name, help=helptext)
         _add_setting_flags(p)
         p.add_argument("--data", default=str(DEFAULT_DATA))
-        p.add_argument("--split-file", help="default: resources/omniglot/splits/<split>.json")
+        p.add_argument("--split-file", help="default: " + OMNIGLOT.split_files.format(
+            split="<split>"))
         p.set_defaults(func=func)
     train_parser, eval_parser = sub.choices["train"], sub.choices["evaluate"]
     train_parser.add_argument("--out-dir", help=f"default: {DEFAULT_OUTPUT}/<split>/<method>/"

@@ -4,15 +4,19 @@ compare-curve, readme-tables, check-yaml."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
+from maml.datasets import OMNIGLOT, dataset_of
 from maml.files import refuse_writing_inputs
-from maml.settings import (QUERY_MODE_NAMES, SPLITS, SettingsError, check_budget, parse_cell,
+from maml.settings import (QUERY_MODE_NAMES, SettingsError, check_budget, parse_cell,
                            read_yaml, resolve)
 
-RESOURCES = Path("resources/omniglot")
-DEFAULT_DATA = RESOURCES / "omniglot28.npz"
+# Omniglot's files (maml.datasets), where the pipeline and `prepare` put them.
+DEFAULT_DATA = Path(OMNIGLOT.data_file)
+RESOURCES = DEFAULT_DATA.parent
 # Where `train` writes without --out-dir: outside results/, whose runs are the pipeline's
 # (committed) and must not be overwritten by an experiment from the shell; git ignores it.
 DEFAULT_OUTPUT = Path("output/runs")
@@ -69,7 +73,8 @@ def _settings_from(args) -> dict:
 
 
 def _split_path(args, settings) -> Path:
-    return Path(args.split_file or RESOURCES / "splits" / f"{settings['split']}.json")
+    return Path(args.split_file
+                or dataset_of(settings["split"]).split_files.format(split=settings["split"]))
 
 
 def cmd_fetch(args) -> None:
@@ -108,22 +113,30 @@ def cmd_prepare(args) -> None:
     out = Path(args.out_dir)
     refuse_writing_inputs({f"--out-dir's {name}.zip": out / f"{name}.zip" for name in ARCHIVES},
                           {"--source": [local_archive(args.source, name) for name in ARCHIVES]})
-    made = [out / "omniglot28.npz", *(out / "splits" / f"{name}.json" for name in SPLITS)]
+    made = [out / Path(OMNIGLOT.data_file).name,
+            *(out / "splits" / f"{name}.json" for name in OMNIGLOT.splits)]
     if all(path.is_file() for path in made) and all(
             (out / f"{name}.zip").is_file() and md5sum(out / f"{name}.zip") == md5[name]
             for name in ARCHIVES):
         data = load_omniglot(made[0])
         print(f"{out}: already prepared ({data.num_characters} characters, splits "
-              f"{', '.join(SPLITS)}; the archives' md5 sums match). Delete it to prepare again.")
+              f"{', '.join(OMNIGLOT.splits)}; the archives' md5 sums match). Delete it to "
+              "prepare again.")
         return
-    archives = {name: fetch_archive(name, args.source, md5[name], out / f"{name}.zip")
-                for name in ARCHIVES}
-    data = preprocess(archives)
+    out.mkdir(parents=True, exist_ok=True)
+    # fetched beside the folder first, moved in only once they preprocess: archives that fail
+    # (e.g. the right md5 of the wrong file) never reach the folder the pipeline reads
+    with tempfile.TemporaryDirectory(dir=out, prefix=".prepare-") as staging:
+        archives = {name: fetch_archive(name, args.source, md5[name],
+                                        Path(staging) / f"{name}.zip") for name in ARCHIVES}
+        data = preprocess(archives)
+        for name, path in archives.items():
+            os.replace(path, out / f"{name}.zip")
     save_omniglot(data, made[0])
-    for name in SPLITS:
+    for name in OMNIGLOT.splits:
         save_split(make_split(data, name), out / "splits" / f"{name}.json")
     print(f"{out}: prepared {data.num_characters} characters from {', '.join(ARCHIVES)} "
-          f"(md5 checked) and the splits {', '.join(SPLITS)}")
+          f"(md5 checked) and the splits {', '.join(OMNIGLOT.splits)}")
 
 
 def cmd_status(args) -> None:

@@ -22,30 +22,20 @@ import pooch
 import requests
 from tqdm import tqdm
 
-from maml.files import (DATA_FILES, load_arrays, read_json, save_arrays, temporary_prefix,
-                        write_json)
-from maml.settings import DRAWERS, SPLITS
+from maml.datasets import DATA_FILES, OMNIGLOT, Archive, Dataset, dataset_of
+from maml.files import load_arrays, read_json, save_arrays, temporary_prefix, write_json
+from maml.settings import SPLITS
 
-ARCHIVES = ("images_background", "images_evaluation")
-# The official addresses and md5 sums: the one place that states them (the pipeline's
-# `data` config defaults to them through `data_config`).
-OFFICIAL_SOURCE = "https://github.com/brendenlake/omniglot/raw/master/python"
-OFFICIAL_RUNS_SOURCE = f"{OFFICIAL_SOURCE}/one-shot-classification"  # Lake's all_runs.zip
-OFFICIAL_MD5 = {
-    "images_background": "68d2efa1b9178cc56df9314c21c6e718",
-    "images_evaluation": "6b91aef0f799c5bb55b94e3f2daec811",
-    "all_runs": "e8996daecdf12afeeb4a53a179f06b19",
-}
-IMAGE_SIZE = 28
-RAW_SIZE = 105  # the archives' drawings are 105 x 105
-# What each official archive holds: (alphabets, characters).
-CONTENTS = {"images_background": (30, 964), "images_evaluation": (20, 659)}
-VALIDATION_CHARACTERS = 100
-# The lake_alphabets split holds out this many whole background alphabets for validation,
-# each with at least VALIDATION_ALPHABET_SIZE characters (the paper's largest n-way), so that
-# 20-way tasks within one alphabet exist there as in Lake's runs.
-VALIDATION_ALPHABETS = 5
-VALIDATION_ALPHABET_SIZE = 20
+# What a dataset is comes from its registry entry (maml.datasets, datasets.yaml); these names
+# are Omniglot's, the default of the commands that take no split (prepare, lake-runs).
+ARCHIVES = tuple(archive.name for archive in OMNIGLOT.archives)
+# The official addresses and md5 sums (the pipeline's `data` config defaults to them through
+# `data_config`).
+OFFICIAL_SOURCE = OMNIGLOT.source
+OFFICIAL_RUNS_SOURCE = OMNIGLOT.one_shot_runs["source"]  # Lake's all_runs.zip
+OFFICIAL_MD5 = {**{archive.name: archive.md5 for archive in OMNIGLOT.archives},
+                OMNIGLOT.one_shot_runs["file"]: OMNIGLOT.one_shot_runs["md5"]}
+IMAGE_SIZE = OMNIGLOT.image_size
 
 
 class DataError(RuntimeError):
@@ -95,14 +85,26 @@ def local_archive(source: str, name: str) -> Path | None:
     return None if folder is None else folder / f"{name}.zip"
 
 
-def data_config(given: dict, repository: str | os.PathLike | None = None) -> dict:
-    """The pipeline's `data` config with the official sources and md5 sums where it names
-    none. A relative folder that is not there from the working directory (e.g. the pipeline
-    run with --directory elsewhere) is taken from `repository`, where config files name it
-    from (config/offline-data.yaml's ../shared/omniglot)."""
-    config = {"source": OFFICIAL_SOURCE, "runs_source": OFFICIAL_RUNS_SOURCE, **given,
-              "md5": {**OFFICIAL_MD5, **given.get("md5", {})}}
+def data_config(given: dict, repository: str | os.PathLike | None = None,
+                dataset: Dataset = OMNIGLOT) -> dict:
+    """The pipeline's `data` config for `dataset` (the config's split's), with the registry's
+    sources and md5 sums where it names none. A relative folder that is not there from the
+    working directory (e.g. the pipeline run with --directory elsewhere) is taken from
+    `repository`, where config files name it from (config/offline-data.yaml's
+    ../shared/omniglot)."""
+    official = {archive.name: archive.md5 for archive in dataset.archives}
+    defaults = {"source": dataset.source}
+    if dataset.one_shot_runs:
+        official[dataset.one_shot_runs["file"]] = dataset.one_shot_runs["md5"]
+        defaults["runs_source"] = dataset.one_shot_runs["source"]
+    unknown = sorted(set(given.get("md5", {})) - set(official))
+    if unknown:
+        raise DataError(f"data.md5: no archive named {', '.join(unknown)}; {dataset.name}'s "
+                        f"archives are {', '.join(official)} (src/maml/datasets.yaml)")
+    config = {**defaults, **given, "md5": {**official, **given.get("md5", {})}}
     for key in ("source", "runs_source"):
+        if key not in config:
+            continue
         folder = Path(config[key])
         if (repository is not None and "://" not in config[key] and not folder.is_absolute()
                 and not folder.exists() and (Path(repository) / folder).exists()):
@@ -201,52 +203,49 @@ def check_dark_on_light(image: np.ndarray, name: str) -> None:
                         "light, so invert the image first")
 
 
-def read_archive(path: str | os.PathLike, size: int = IMAGE_SIZE, progress: bool = True,
-                 subset: str | None = None):
-    """Yield (char_id, alphabet, character, drawer images) for each character of an archive.
-
-    With `subset` (images_background or images_evaluation), first check that the archive
-    holds what that official archive holds: its top folder, its numbers of alphabets and
-    characters (each with 20 drawings of 105 x 105 pixels)."""
+def read_archive(path: str | os.PathLike, archive: Archive, dataset: Dataset = OMNIGLOT,
+                 progress: bool = True):
+    """Yield (char_id, alphabet, character, drawer images) for each character of an archive,
+    after checking that it holds what the registry says `archive` holds: its top folder, its
+    numbers of alphabets and characters, each with the dataset's drawings per character at
+    its raw size. The images come at the dataset's image size."""
     path = Path(path)
-    with zipfile.ZipFile(path) as archive:
-        names = sorted(n for n in archive.namelist() if n.endswith(".png"))
+    with zipfile.ZipFile(path) as opened:
+        names = sorted(n for n in opened.namelist() if n.endswith(".png"))
         groups: dict[tuple[str, str], list[str]] = {}
         for member in names:
             parts = member.split("/")
-            if len(parts) != 4 or (subset and parts[0] != subset):
-                raise DataError(f"{path.name}: unexpected layout at {member}"
-                                + (f" (expected {subset}/<alphabet>/<character>/<image>)"
-                                   if subset else ""))
+            if len(parts) != 4 or parts[0] != archive.name:
+                raise DataError(f"{path.name}: unexpected layout at {member} (expected "
+                                f"{archive.name}/<alphabet>/<character>/<image>)")
             groups.setdefault((parts[1], parts[2]), []).append(member)
-        if subset:
-            alphabets, characters = CONTENTS[subset]
-            found = (len({a for a, _ in groups}), len(groups))
-            if found != (alphabets, characters):
-                raise DataError(f"{path.name}: holds {found[0]} alphabets and {found[1]} "
-                                f"characters; the official {subset} archive has {alphabets} "
-                                f"and {characters}")
+        found = (len({a for a, _ in groups}), len(groups))
+        if found != (archive.alphabets, archive.characters):
+            raise DataError(f"{path.name}: holds {found[0]} alphabets and {found[1]} "
+                            f"characters; the official {archive.name} archive has "
+                            f"{archive.alphabets} and {archive.characters}")
         for (alphabet, character), members in tqdm(
                 sorted(groups.items()), desc=path.name, unit="char", disable=not progress):
-            if len(members) != DRAWERS:
+            if len(members) != dataset.drawers:
                 raise DataError(f"{path.name}: {alphabet}/{character} has {len(members)} "
-                                f"drawings, expected {DRAWERS}")
+                                f"drawings, expected {dataset.drawers}")
             ids = {Path(m).name.split("_")[0] for m in members}
             if len(ids) != 1:
                 raise DataError(f"{path.name}: {alphabet}/{character} mixes IDs {sorted(ids)}")
-            images = np.stack([decode_image(archive.read(m), m, size,
-                                            RAW_SIZE if subset else None) for m in members])
+            images = np.stack([decode_image(opened.read(m), m, dataset.image_size,
+                                            dataset.raw_size) for m in members])
             yield int(ids.pop()), alphabet, character, images
 
 
-def preprocess(archives: dict[str, str | os.PathLike], size: int = IMAGE_SIZE,
-               progress: bool = True) -> Omniglot:
-    """Decode, invert and area-resize every drawing, ordered by official character ID."""
+def preprocess(archives: dict[str, str | os.PathLike], progress: bool = True,
+               dataset: Dataset = OMNIGLOT) -> Omniglot:
+    """Decode, invert and area-resize every drawing of `dataset`'s archives (`archives`: the
+    path of each, by name), ordered by character ID."""
     rows = []
-    for subset in ARCHIVES:
-        for char_id, alphabet, character, images in read_archive(archives[subset], size, progress,
-                                                                 subset):
-            rows.append((char_id, alphabet, character, subset.removeprefix("images_"), images))
+    for archive in dataset.archives:
+        for char_id, alphabet, character, images in read_archive(archives[archive.name],
+                                                                 archive, dataset, progress):
+            rows.append((char_id, alphabet, character, archive.subset, images))
     rows.sort(key=lambda row: row[0])
     ids = [row[0] for row in rows]
     if len(set(ids)) != len(ids):
@@ -298,38 +297,45 @@ def load_omniglot(path: str | os.PathLike) -> Omniglot:
 # --------------------------------------------------------------------------- splits
 
 
-def make_split(data: Omniglot, name: str, seed: int = 1,
-               num_val: int = VALIDATION_CHARACTERS) -> dict:
-    """Character indices (into `data`) of the train, val and test parts of a split.
+def make_split(data: Omniglot, name: str, seed: int = 1) -> dict:
+    """Character indices (into `data`) of the train, val and test parts of a split, as its
+    registry entry (datasets.yaml) describes it; the parts' sizes are checked against it.
 
-    finn: all 1623 characters shuffled with a fixed seed, 1100/100/423, as the original
-    MAML code does. lake: background characters for training, a seeded `num_val` of them
-    held out for validation, and the evaluation characters for testing. lake_alphabets: the
-    same, with whole alphabets held out for validation (VALIDATION_ALPHABETS of those with at
-    least VALIDATION_ALPHABET_SIZE characters, in a seeded order), so that validation tasks
-    can be drawn within one alphabet as Lake's runs are.
+    shuffled (finn): every character in a seeded order, the parts in turn, as the original
+    MAML code does (1100/100/423). held_out_characters (lake): `train_subset`'s characters for
+    training, a seeded `val` of them held out for validation, `test_subset`'s for testing.
+    held_out_alphabets (lake_alphabets): the same with `alphabets` whole alphabets of at least
+    `min_characters` characters held out, in a seeded order, so that validation tasks can be
+    drawn within one alphabet as Lake's runs are.
     """
+    try:
+        spec = dataset_of(name).splits[name]
+    except ValueError:
+        raise ValueError(f"unknown split {name!r}; choose one of {SPLITS}") from None
     rng = np.random.default_rng(seed)
     everything = np.arange(data.num_characters)
-    if name == "finn":
+    if spec["kind"] == "shuffled":
         order = rng.permutation(everything)
-        num_train = 1200 - num_val
-        parts = {"train": order[:num_train], "val": order[num_train:1200],
-                 "test": order[1200:]}
-    elif name == "lake":
-        background = rng.permutation(everything[data.subset == "background"])
-        parts = {"train": background[num_val:], "val": background[:num_val],
-                 "test": everything[data.subset == "evaluation"]}
-    elif name == "lake_alphabets":
-        in_background = data.subset == "background"
-        names, counts = np.unique(data.alphabet[in_background], return_counts=True)
-        order = rng.permutation(len(names))
-        held_out = [names[i] for i in order if counts[i] >= VALIDATION_ALPHABET_SIZE]
-        val = in_background & np.isin(data.alphabet, held_out[:VALIDATION_ALPHABETS])
-        parts = {"train": everything[in_background & ~val], "val": everything[val],
-                 "test": everything[data.subset == "evaluation"]}
+        ends = np.cumsum([spec["train"], spec["val"]])
+        parts = {"train": order[:ends[0]], "val": order[ends[0]:ends[1]], "test": order[ends[1]:]}
     else:
-        raise ValueError(f"unknown split {name!r}; choose one of {SPLITS}")
+        training = data.subset == spec["train_subset"]
+        test = everything[data.subset == spec["test_subset"]]
+        if spec["kind"] == "held_out_characters":
+            shuffled = rng.permutation(everything[training])
+            parts = {"train": shuffled[spec["val"]:], "val": shuffled[:spec["val"]],
+                     "test": test}
+        else:  # held_out_alphabets
+            names, counts = np.unique(data.alphabet[training], return_counts=True)
+            order = rng.permutation(len(names))
+            held_out = [names[i] for i in order if counts[i] >= spec["min_characters"]]
+            val = training & np.isin(data.alphabet, held_out[:spec["alphabets"]])
+            parts = {"train": everything[training & ~val], "val": everything[val],
+                     "test": test}
+    sizes = {part: len(idx) for part, idx in parts.items()}
+    if sizes != {part: spec[part] for part in parts}:
+        raise DataError(f"split {name}: parts of {sizes} characters, where its registry entry "
+                        f"(datasets.yaml) says {({part: spec[part] for part in parts})}")
     return {"split": name, "seed": seed,
             "parts": {part: sorted(int(i) for i in idx) for part, idx in parts.items()}}
 

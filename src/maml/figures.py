@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from maml.files import atomic_write, read_json  # noqa: E402
-from maml.results_rows import PAPER, cell_of, method_of, run_label  # noqa: E402
+from maml.results_rows import PAPER, cell_of, method_of, published, run_label  # noqa: E402
 from maml.settings import presets, with_defaults  # noqa: E402
 from maml.pipeline_config import GRID  # noqa: E402
 
@@ -183,8 +183,9 @@ def plot_accuracy_vs_cpu_hours(curves, summaries, path, main_split: str = "finn"
             lines[style["label"]] = (hours.to_numpy(), accuracy.to_numpy())
         _log_axis_if_spread(ax, lengths)
         _zoom(ax, lines)
-        if panel in PAPER:
-            ax.axhline(PAPER[panel][0], color="black", linestyle="--", linewidth=1,
+        paper = published(main_split, panel, "paper")  # a main-split panel is a cell
+        if not math.isnan(paper):
+            ax.axhline(paper, color="black", linestyle="--", linewidth=1,
                        label="paper (test accuracy)")
         return lines
 

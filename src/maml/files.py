@@ -1,4 +1,5 @@
-"""Atomic, reproducible file writes: a failed step never leaves a half-written output."""
+"""Files: atomic, reproducible writes (a failed step never leaves a half-written output),
+checked reads, and the workflow jobs' file conventions (settings files, data inputs)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from maml.datasets import DATA_FILES, dataset_of
 
 
 class OverwriteError(RuntimeError):
@@ -94,6 +97,10 @@ def atomic_write(path: str | os.PathLike, write) -> None:
             write(handle)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as error:  # e.g. the disk full: nothing half-written is left
+        Path(tmp).unlink(missing_ok=True)
+        raise FileFormatError(f"{path}: cannot be written ({error.strerror}); nothing was "
+                              "written there") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -173,21 +180,15 @@ def drop_older_settings(path: str | os.PathLike) -> None:
             older.unlink()
 
 
-# The workflow's data files, by the name of the rule input that reads them (data_input in
-# workflow/rules/common.smk takes its paths from here).
-DATA_FILES = {
-    "data": "resources/omniglot/omniglot28.npz",
-    "split": "resources/omniglot/splits/{split}.json",
-    "runs": "resources/omniglot/all_runs.zip",
-}
-
-
 def data_inputs(inputs, *names: str, wildcards=None) -> list[str]:
     """A workflow job's data files (its rule's data_input), by input name. Each is a path, or
     nothing for a job that had its results when Snakemake planned and runs all the same (its
     model.npz asked for, --forcerun) in a workdir whose data are not made yet, e.g. a fresh
     clone: the error names the files to make (the split's from `wildcards`)."""
-    missing = [DATA_FILES[name].format(split=getattr(wildcards, "split", "<split>"))
+    split = getattr(wildcards, "split", None)
+    files = {**DATA_FILES, **({"data": dataset_of(split).data_file,
+                               "split": dataset_of(split).split_files} if split else {})}
+    missing = [files[name].format(split=split or "<split>")
                for name in names if not getattr(inputs, name)]
     if missing:
         raise FileNotFoundError(

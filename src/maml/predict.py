@@ -25,7 +25,8 @@ import paddle
 
 from maml import inner
 from maml.cells import head_for
-from maml.data import DataError, check_dark_on_light, decode_image
+from maml.data import IMAGE_SIZE, DataError, check_dark_on_light, decode_image
+from maml.datasets import dataset_of
 from maml.files import read_json
 from maml.meta import adapted_probabilities
 from maml.model import Params
@@ -40,6 +41,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 class Model:
     params: Params
     settings: dict  # the training run's settings (train.json), every key present
+    image_size: int  # the images' size in training: a user's images are decoded to it
 
     @property
     def n_way(self) -> int:
@@ -61,20 +63,24 @@ def load_model(path: str | os.PathLike) -> Model:
         raise DataError(f"{summary}: not a training record of this project (no \"settings\")")
     try:
         settings = with_defaults(record["settings"])
-        return Model(load_params(path, settings), settings)
+        # a train.json from before the record: its split's dataset's size, what it trained at
+        size = record.get("image_size", dataset_of(settings["split"]).image_size)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise SettingsError(f"image_size: a number of pixels, got {size!r}")
+        return Model(load_params(path, settings), settings, size)
     except SettingsError as error:
         raise DataError(f"{summary}: {error}") from None
 
 
-def read_images(paths: list[str | os.PathLike]) -> np.ndarray:
-    """Image files -> [N, 28, 28] drawings, each checked to be dark strokes on light."""
+def read_images(paths: list[str | os.PathLike], size: int = IMAGE_SIZE) -> np.ndarray:
+    """Image files -> [N, size, size] drawings, each checked to be dark strokes on light."""
     images = []
     for path in paths:
         try:
             encoded = Path(path).read_bytes()
         except OSError as error:
             raise DataError(f"{path}: cannot be read ({error.strerror})") from None
-        image = decode_image(encoded, str(path))
+        image = decode_image(encoded, str(path), size)
         check_dark_on_light(image, str(path))
         images.append(image)
     return np.stack(images).astype(np.float32)
@@ -192,10 +198,10 @@ def predict(model_path, support, queries, steps: int | None = None,
     classes = sorted(set(labels))
     support_y = np.array([classes.index(label) for label in labels])
     query_paths = query_images(queries)
-    support_x = read_images(paths)
+    support_x = read_images(paths, model.image_size)
     warn_if_uninformative(support_x, support_y, classes)
-    probabilities = adapt_and_predict(model, support_x, support_y, read_images(query_paths),
-                                      steps, inner_lr, mode)
+    query_x = read_images(query_paths, model.image_size)
+    probabilities = adapt_and_predict(model, support_x, support_y, query_x, steps, inner_lr, mode)
     return classes, query_paths, probabilities
 
 

@@ -10,22 +10,27 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from maml.datasets import OMNIGLOT, dataset_of
 from maml.files import FileFormatError, read_json
 from maml.progress import train_cpu_seconds
-from maml.settings import INDEPENDENT, cell_name, with_defaults
+from maml.settings import INDEPENDENT, SPLITS, cell_name, with_defaults
 from maml.pipeline_config import GRID, parse_run
 
 
-# Published numbers, for comparison only (percent; Finn et al. 2017, Table 1).
-PAPER = {"5way1shot": (98.7, 0.4), "5way5shot": (99.9, 0.1),
-         "20way1shot": (95.8, 0.3), "20way5shot": (98.9, 0.2)}
-# The PaddlePaddle reference reproduction's reported test accuracies (percent).
-REFERENCE = {"5way1shot": 99.2, "5way5shot": 99.5, "20way1shot": 95.0, "20way5shot": 98.7}
-# MAML++'s published Omniglot accuracies (Antoniou, Edwards and Storkey 2019, Table 1): per seed
-# an ensemble of its 5 checkpoints best on validation, averaged over three seeds, where this
-# table's runs are single models.
-MAML_PLUS_PLUS = {"5way1shot": 99.47, "5way5shot": 99.93, "20way1shot": 97.65,
-                  "20way5shot": 99.33}
+# The paper's published numbers per cell (Omniglot's, datasets.yaml): the cells' order in
+# tables and figures, and the figures' reference lines.
+PAPER = {cell: tuple(numbers["paper"]) for cell, numbers in OMNIGLOT.published.items()}
+
+
+def published(split: str, cell: str, source: str) -> float:
+    """A published accuracy (percent) of `source` (paper, paper_ci95, reference, maml++) for
+    `cell` on `split`'s dataset (datasets.yaml), for comparison only; NaN where there is none
+    (another dataset's cell is never set beside Omniglot's numbers)."""
+    field = "paper" if source == "paper_ci95" else source
+    value = dataset_of(split).published_number(cell, field) if split in SPLITS else None
+    if value is None:
+        return math.nan
+    return value[source == "paper_ci95"] if field == "paper" else value
 
 
 def cell_of(result: dict) -> str:
@@ -99,12 +104,12 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         # (a run's label names its trained cell: one group is one trained and tested cell)
         acc = group["accuracy"].to_numpy()
         spread = t_interval(acc)
-        paper = PAPER.get(cell, (float("nan"), float("nan")))
+        split = group["split"].iloc[0]
         rows.append({
             "cell": cell, "method": method, "run": run, "preset": group["preset"].iloc[0],
             "trained_on": group["trained_on"].iloc[0],
             "model": group["model"].iloc[0],  # the first seed's
-            "split": group["split"].iloc[0], "seeds": len(acc), "ensemble": False,
+            "split": split, "seeds": len(acc), "ensemble": False,
             "accuracy": acc.mean(), "ci95_seeds": spread,
             "independent": group["independent"].mean(),  # over the seeds that have it
             "independent_seeds": int(group["independent"].notna().sum()),
@@ -118,8 +123,9 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
             # it inflate less than wall time)
             "ms_per_iteration": 3.6e6 * group["train_cpu_hours"].mean()
             / group["iterations"].iloc[0],
-            "paper": paper[0], "paper_ci95": paper[1],
-            "reference": REFERENCE.get(cell, float("nan")),
+            "paper": published(split, cell, "paper"),
+            "paper_ci95": published(split, cell, "paper_ci95"),
+            "reference": published(split, cell, "reference"),
         })
     table = pd.DataFrame(rows)
     return in_cell_order(table)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from maml.datasets import OMNIGLOT, all_splits, dataset_of
+
 DEFAULTS = {
     "method": "maml",
     "n_way": 5,
@@ -56,7 +58,6 @@ DEFAULTS = {
     "seed": 0,
     "device": "cpu",
 }
-DRAWERS = 20  # drawings of each Omniglot character
 # The network's layer kinds, the prefixes of its parameter names (maml.model).
 LAYER_KINDS = ("conv", "bn", "fc")
 # Parameters of the network that only the outer loop learns, whatever `inner_adapts` says:
@@ -77,14 +78,12 @@ INNER_RULES = ("sgd", "meta-sgd")
 # Where a task's classes come from (TASK_ALPHABETS): any alphabets of the part, or one alphabet
 # (all of a task's characters; alphabets with fewer than n_way characters are left out).
 TASK_ALPHABETS = ("across", "within")
-# Characters in each part of each split (see maml.data.make_split).
-SPLIT_SIZES = {"finn": {"train": 1100, "val": 100, "test": 423},
-               "lake": {"train": 864, "val": 100, "test": 659},
-               "lake_alphabets": {"train": 798, "val": 166, "test": 659}}
+# Characters in each part of each split of every dataset (datasets.yaml, maml.data.make_split).
+SPLIT_SIZES = all_splits()
 SPLITS = tuple(SPLIT_SIZES)
 # The splits of Lake's protocol: trained on background characters only, tested on the
 # evaluation alphabets, from which Lake's one-shot runs are drawn (maml.lake).
-LAKE_SPLITS = ("lake", "lake_alphabets")
+LAKE_SPLITS = tuple(OMNIGLOT.one_shot_runs["splits"])
 POSITIVE = ("n_way", "k_shot", "k_query", "meta_batch", "inner_steps", "inner_lr", "meta_lr",
             "iterations", "test_inner_steps", "test_k_query", "val_inner_steps", "val_every",
             "val_tasks", "checkpoint_every", "msl_iterations", "meta_lr_min")
@@ -348,6 +347,14 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     if settings["lslr"] and settings["inner_rule"] != "sgd":
         raise SettingsError(f"lslr: learned rates per tensor and step replace the inner rule; "
                             f"it cannot be combined with inner_rule {settings['inner_rule']!r}")
+    if not str(settings["device"]).split(":")[0] in ("cpu", "gpu"):
+        raise SettingsError(f"device: unknown device {settings['device']!r}; use cpu or gpu[:N]")
+    _validate_tasks(settings, num_classes)
+
+
+def _validate_tasks(settings: dict, num_classes: dict[str, int] | None) -> None:
+    """The tasks the settings ask for exist: their split, alphabets, drawings per character
+    (the split's dataset's) and classes per part, and no more tasks than memory holds."""
     for key in ("task_alphabets", "val_task_alphabets", "test_task_alphabets"):
         if settings[key] not in TASK_ALPHABETS:
             raise SettingsError(f"{key}: one of {list(TASK_ALPHABETS)}, got {settings[key]!r}")
@@ -357,12 +364,11 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     for key in ("val_tasks", "meta_batch"):
         if settings[key] > MAX_TASKS:
             raise SettingsError(f"{key}: at most {MAX_TASKS} tasks, got {settings[key]}")
+    drawers = dataset_of(settings["split"]).drawers
     for query in ("k_query", "test_k_query"):
-        if settings["k_shot"] + settings[query] > DRAWERS:
+        if settings["k_shot"] + settings[query] > drawers:
             raise SettingsError(f"k_shot + {query} = {settings['k_shot'] + settings[query]} "
-                                f"exceeds the {DRAWERS} drawings of a character")
-    if not str(settings["device"]).split(":")[0] in ("cpu", "gpu"):
-        raise SettingsError(f"device: unknown device {settings['device']!r}; use cpu or gpu[:N]")
+                                f"exceeds the {drawers} drawings of a character")
     for part, count in (num_classes or {}).items():
         if settings["n_way"] > count:
             raise SettingsError(f"n_way: {settings['n_way']} exceeds the {count} classes of "

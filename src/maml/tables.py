@@ -4,6 +4,7 @@ per cell, the grid's methods compared, Lake's runs. Knows nothing of Paddle."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from scipy import stats
 from maml import lake
 from maml.files import read_json
 from maml.progress import train_cpu_seconds
-from maml.results_rows import (MAML_PLUS_PLUS, PAPER, method_of, run_label, in_cell_order,
+from maml.results_rows import (method_of, published, run_label, in_cell_order,
                                t_interval)
 from maml.selection import MODES
 from maml.settings import INDEPENDENT, method_settings, parse_cell, presets, with_defaults
@@ -57,8 +58,8 @@ MARKDOWN_COLUMNS = (
     ("iterations", lambda row, split: f"{row.iterations}"),
     ("train CPU-hours/seed", lambda row, split: f"{row.train_cpu_hours:.2f}"),
     ("CPU ms/iteration", lambda row, split: f"{row.ms_per_iteration:.0f}"),
-    ("paper", lambda row, split: f"{row.paper:.1f} ± {row.paper_ci95:.1f}"),
-    ("reference", lambda row, split: f"{row.reference:.1f}"),
+    ("paper", lambda row, split: _paper(row)),
+    ("reference", lambda row, split: _shown(row.reference, ".1f")),
 )
 
 
@@ -75,9 +76,17 @@ def markdown_table(table: pd.DataFrame, split: str) -> str:
     return markdown(MARKDOWN_COLUMNS, table.itertuples(), split)
 
 
-def _published(numbers: dict, row) -> float:
-    value = numbers.get(row.cell, float("nan"))
-    return value[0] if isinstance(value, tuple) else value
+def _published(source: str, row) -> float:
+    return published(row.split, row.cell, source)
+
+
+def _shown(value: float, spec: str) -> str:
+    """A published number or a gap to it; "-" where the dataset has none for the cell."""
+    return "-" if math.isnan(value) else format(value, spec)
+
+
+def _paper(row) -> str:
+    return "-" if math.isnan(row.paper) else f"{row.paper:.1f} ± {row.paper_ci95:.1f}"
 
 
 def _budget(row) -> str:
@@ -97,10 +106,10 @@ BEST_COLUMNS = (
     ("each query on its own", lambda row: _independent(row)),
     ("iterations", lambda row: f"{row.iterations}"),
     ("train CPU-hours per model", _budget),
-    ("paper (MAML)", lambda row: f"{_published(PAPER, row):.1f}"),
-    ("gap to the paper", lambda row: f"{row.accuracy - _published(PAPER, row):+.2f}"),
-    ("MAML++ published (top-5 ensemble)", lambda row: f"{_published(MAML_PLUS_PLUS, row):.2f}"),
-    ("gap to MAML++", lambda row: f"{row.accuracy - _published(MAML_PLUS_PLUS, row):+.2f}"),
+    ("paper (MAML)", lambda row: _shown(_published("paper", row), ".1f")),
+    ("gap to the paper", lambda row: _shown(row.accuracy - _published("paper", row), "+.2f")),
+    ("MAML++ published (top-5 ensemble)", lambda row: _shown(_published("maml++", row), ".2f")),
+    ("gap to MAML++", lambda row: _shown(row.accuracy - _published("maml++", row), "+.2f")),
 )
 HEADLINE = "headline"
 HIGHEST = "highest single model"
@@ -160,8 +169,8 @@ HEADLINE_COLUMNS = (
     ("model (method, trained on)", lambda row: f"{row.run} ({row.method}, {row.trained_on})"),
     ("queries together (paper's protocol)", _accuracy_over_seeds),
     ("each query on its own (what `predict` gives)", lambda row: _independent(row)),
-    ("paper (MAML)", lambda row: f"{row.paper:.1f} ± {row.paper_ci95:.1f}"),
-    ("MAML++ published (ensembles)", lambda row: f"{_published(MAML_PLUS_PLUS, row):.2f}"),
+    ("paper (MAML)", _paper),
+    ("MAML++ published (ensembles)", lambda row: _shown(_published("maml++", row), ".2f")),
     ("model file (first seed)", lambda row: f"`{row.model}`"),
 )
 

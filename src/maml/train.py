@@ -188,13 +188,15 @@ def train(settings: dict, data_path, split_path, out_dir, state_path=None,
                             resume_key(settings), [*segments, segment], settings["iterations"])
     if segment["to_iteration"] > segment["from_iteration"]:
         segments = [*segments, segment]
-    return _write_results(out_dir, settings, split, start, best, best_val, curve, segments)
+    return _write_results(out_dir, settings, split, start, best, best_val, curve, segments,
+                          image_size=int(train_tasks.images.shape[-1]))
 
 
 def _write_results(out_dir: Path, settings: dict, split: dict, start: int, best, best_val,
-                   curve: list[dict], segments: list[dict]) -> dict:
-    """model.npz (the best on validation), curve.csv and train.json, the run's summary."""
-    summary = {"settings": settings, "split_hash": split_hash(split),
+                   curve: list[dict], segments: list[dict], image_size: int) -> dict:
+    """model.npz (the best on validation), curve.csv and train.json, the run's summary (with
+    the image size the model was trained at, which `predict` decodes a user's images to)."""
+    summary = {"settings": settings, "split_hash": split_hash(split), "image_size": image_size,
                "iterations": settings["iterations"], "resumed_from": start,
                "best_val_accuracy": best_val,
                "wall_time_s": curve[-1]["elapsed_s"] if curve else 0.0,

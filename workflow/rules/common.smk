@@ -1,10 +1,9 @@
 ON_GPU = config["device"].startswith("gpu")
 # One environment file serves every rule: the GPU one when the config asks for a GPU.
 ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
-# The data files the jobs read (see data_input).
-DATA = DATA_FILES["data"]
-SPLIT = DATA_FILES["split"]
 RUNS_ARCHIVE = DATA_FILES["runs"]
+# The dataset of Lake's one-shot runs (the splits whose models they score).
+RUNS_DATASET = dataset_of(LAKE_SPLITS[0]).name
 # Whether the config chooses a model per cell on validation (workflow/rules/selection.smk).
 SELECTING = bool(config["selection"]["candidates"])
 # A run's folder: its results and settings files.
@@ -12,7 +11,8 @@ RUN_FOLDER = "results/runs/{split}/{method}/{cell}/{run}"
 
 
 wildcard_constraints:
-    archive="|".join(ARCHIVES),
+    dataset="|".join(datasets()),
+    archive="|".join(a.name for d in datasets().values() for a in d.archives),
     split="|".join(SPLITS),
     method="|".join(re.escape(method) for method in METHODS),
     cell=CELL_PATTERN,
@@ -186,6 +186,16 @@ def ensemble_members(filename):
     return given
 
 
+# The data files the jobs read (see data_input): a run's split names its dataset
+# (src/maml/datasets.yaml), whose files these are.
+def DATA(fields):
+    return dataset_of(fields["split"]).data_file
+
+
+def SPLIT(fields):
+    return dataset_of(fields["split"]).split_files.format(split=fields["split"])
+
+
 def data_input(pattern, made):
     """The input function for a data file (`pattern`, formatted with the job's wildcards) of a
     job whose results are there when `made(**wildcards)`.
@@ -201,7 +211,7 @@ def data_input(pattern, made):
 
     def given(wildcards):
         fields = dict(wildcards.items())
-        path = pattern.format(**fields)
+        path = pattern(fields) if callable(pattern) else pattern.format(**fields)
         if not made(**fields):
             return path
         return ancient(path) if Path(path).exists() else []
@@ -330,14 +340,19 @@ def selection_runs():
 def chosen_results(wildcards=None):
     """The test results the selection's choice adds: each chosen configuration trained on
     another cell, on that cell's test tasks, per seed and as one ensemble where its run
-    has one (read from the checkpoint's choice)."""
+    has one (read from the checkpoint's choice); for the table of finished runs, only an
+    ensemble whose members have all finished."""
     chosen = read_json(checkpoints.selection.get().output.choices)["chosen"]
     files = []
     for label, split, method, cell, run, tested in chosen_elsewhere(
         config, chosen, selection_runs()
     ):
         files.append(result_path(split, method, cell, run, tested, "eval.json"))
-        if config["extra_runs"][label].get("ensemble"):
+        extra = config["extra_runs"][label]
+        if extra.get("ensemble") and not (
+            config["table_runs"] == "finished"
+            and ensemble_waits_for(split, method, cell, label, extra_seeds(extra))
+        ):
             files.append(ensemble_on_cell_path(split, method, cell, label, tested))
     return list(dict.fromkeys(files))
 
@@ -352,3 +367,22 @@ def ensemble_on_cell_made(split, method, cell, label, tested):
         ensemble_made(split, method, cell, label)
         and Path(ensemble_on_cell_path(split, method, cell, label, tested)).exists()
     )
+
+
+def data_sources(dataset):
+    """Where a dataset's archives come from and their md5 sums: the config's `data` for its
+    split's dataset, the registry's for any other."""
+    if dataset == dataset_of(config["split"]).name:
+        return config["data"]
+    return data_config({}, REPOSITORY, datasets()[dataset])
+
+
+def archives_of(wildcards):
+    """The archives a dataset's preprocessing reads, by name (its registry entry's)."""
+    dataset = datasets()[wildcards.dataset]
+    if int(wildcards.size) != dataset.image_size:
+        raise ValueError(
+            f"{dataset.name}'s images are {dataset.image_size} pixels wide "
+            "(src/maml/datasets.yaml)"
+        )
+    return {a.name: f"resources/{dataset.name}/{a.name}.zip" for a in dataset.archives}

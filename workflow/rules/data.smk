@@ -1,34 +1,36 @@
 rule download:
     output:
-        "resources/omniglot/{archive}.zip",
+        "resources/{dataset}/{archive}.zip",
     log:
-        "logs/download/{archive}.log",
+        "logs/download/{dataset}/{archive}.log",
     benchmark:
-        "logs/benchmarks/download/{archive}.tsv"
+        "logs/benchmarks/download/{dataset}/{archive}.tsv"
     conda:
         ENV
     threads: 1
     resources:
         mem_mb=500,
         runtime=10,
-    # an archive is identified by its md5 alone: where it came from (data.source, which the
-    # script reads from the config) is not part of it, so a new source reruns nothing
+    # an archive is identified by its md5 alone: where it came from (its source, which the
+    # script takes from the config) is not part of it, so a new source reruns nothing
     params:
-        md5=lambda wildcards: config["data"]["md5"][wildcards.archive],
+        md5=lambda wildcards: data_sources(wildcards.dataset)["md5"][wildcards.archive],
     script:
         "../scripts/download.py"
 
 
+# A dataset's images at its size (resources/omniglot/omniglot28.npz), from its archives.
 rule preprocess:
     input:
-        background="resources/omniglot/images_background.zip",
-        evaluation="resources/omniglot/images_evaluation.zip",
+        unpack(archives_of),
     output:
-        DATA,
+        "resources/{dataset}/{dataset}{size}.npz",
     log:
-        "logs/preprocess.log",
+        "logs/preprocess/{dataset}{size}.log",
     benchmark:
-        "logs/benchmarks/preprocess.tsv"
+        "logs/benchmarks/preprocess/{dataset}{size}.tsv"
+    wildcard_constraints:
+        size="[0-9]+",
     conda:
         ENV
     threads: 1
@@ -41,13 +43,13 @@ rule preprocess:
 
 rule split:
     input:
-        DATA,
+        lambda wildcards: DATA(wildcards),
     output:
-        SPLIT,
+        "resources/{dataset}/splits/{split}.json",
     log:
-        "logs/split/{split}.log",
+        "logs/split/{dataset}/{split}.log",
     benchmark:
-        "logs/benchmarks/split/{split}.tsv"
+        "logs/benchmarks/split/{dataset}/{split}.tsv"
     conda:
         ENV
     threads: 1

@@ -1,4 +1,5 @@
-"""Snakemake glue for `maml.data.preprocess`: archives -> 28x28 images and metadata."""
+"""Snakemake glue for `maml.data.preprocess`: a dataset's archives -> its images at its size
+and their metadata."""
 
 import sys
 
@@ -6,7 +7,10 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
 from maml.data import preprocess, save_omniglot  # noqa: E402
+from maml.datasets import datasets  # noqa: E402
 
-data = preprocess({"images_background": snakemake.input.background,
-                   "images_evaluation": snakemake.input.evaluation})
+dataset = datasets()[snakemake.wildcards.dataset]
+data = preprocess({archive.name: snakemake.input[archive.name] for archive in dataset.archives},
+                  dataset=dataset)
 save_omniglot(data, snakemake.output[0])
+print(f"{snakemake.output[0]}: {data.num_characters} characters of {dataset.name}")
