@@ -110,8 +110,11 @@ def test_a_method_family_is_one_presets_entry(finished, tmp_path):
     evaluates and has its rows in the table, beside the committed methods' unchanged rows."""
     code = code_copy(tmp_path / "code")
     presets = code / "src" / "maml" / "presets.yaml"
+    # (its own laptop preset, MAML's by its anchor: `like: maml` would take MAML's paper
+    # preset too, which adapts the body, and `common` is refused where a preset says otherwise)
     presets.write_text(presets.read_text() + "\nthrowaway:  # a test's family: the head adapts\n"
-                       "  colour: C7\n  like: maml\n  common: {inner_adapts: [fc]}\n")
+                       "  colour: C7\n  common: {inner_adapts: [fc]}\n"
+                       "  laptop: {<<: *laptop}\n")
     workdir = tmp_path / "workdir"
     shutil.copytree(finished, workdir, symlinks=True)
     config = {**SMALL, "methods": [*SMALL["methods"], "throwaway"]}
