@@ -22,7 +22,7 @@ import pooch
 import requests
 from tqdm import tqdm
 
-from maml.datasets import DATA_FILES, OMNIGLOT, Archive, Dataset, dataset_of
+from maml.datasets import DATA_FILES, OMNIGLOT, Archive, Dataset, dataset_of, datasets
 from maml.files import load_arrays, read_json, save_arrays, temporary_prefix, write_json
 from maml.settings import SPLITS
 
@@ -110,6 +110,14 @@ def data_config(given: dict, repository: str | os.PathLike | None = None,
                 and not folder.exists() and (Path(repository) / folder).exists()):
             config[key] = str((Path(repository) / folder).resolve())
     return config
+
+
+def data_sources(config: dict, dataset: str, repository: str | os.PathLike) -> dict:
+    """Where a dataset's archives come from and their md5 sums, for the pipeline: the config's
+    `data` (through `data_config`) for the dataset of its split, the registry's for any other."""
+    if dataset == dataset_of(config["split"]).name:
+        return config["data"]
+    return data_config({}, repository, datasets()[dataset])
 
 
 def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.PathLike,

@@ -86,6 +86,11 @@ def dataset_of(split: str) -> Dataset:
     raise ValueError(f"unknown split {split!r}")
 
 
+def one_shot_runs_dataset() -> Dataset:
+    """The dataset whose entry has Lake's one-shot runs."""
+    return next(dataset for dataset in datasets().values() if dataset.one_shot_runs)
+
+
 def all_splits() -> dict[str, dict[str, int]]:
     """Every split of every dataset -> its part sizes."""
     return {split: dataset.split_sizes(split) for dataset in datasets().values()

@@ -3,7 +3,7 @@ ON_GPU = config["device"].startswith("gpu")
 ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
 RUNS_ARCHIVE = DATA_FILES["runs"]
 # The dataset of Lake's one-shot runs (the splits whose models they score).
-RUNS_DATASET = dataset_of(LAKE_SPLITS[0]).name
+RUNS_DATASET = one_shot_runs_dataset().name
 # Whether the config chooses a model per cell on validation (workflow/rules/selection.smk).
 SELECTING = bool(config["selection"]["candidates"])
 # A run's folder: its results and settings files.
@@ -367,14 +367,6 @@ def ensemble_on_cell_made(split, method, cell, label, tested):
         ensemble_made(split, method, cell, label)
         and Path(ensemble_on_cell_path(split, method, cell, label, tested)).exists()
     )
-
-
-def data_sources(dataset):
-    """Where a dataset's archives come from and their md5 sums: the config's `data` for its
-    split's dataset, the registry's for any other."""
-    if dataset == dataset_of(config["split"]).name:
-        return config["data"]
-    return data_config({}, REPOSITORY, datasets()[dataset])
 
 
 def archives_of(wildcards):

@@ -14,7 +14,9 @@ rule download:
     # an archive is identified by its md5 alone: where it came from (its source, which the
     # script takes from the config) is not part of it, so a new source reruns nothing
     params:
-        md5=lambda wildcards: data_sources(wildcards.dataset)["md5"][wildcards.archive],
+        md5=lambda wildcards: data_sources(config, wildcards.dataset, REPOSITORY)[
+            "md5"
+        ][wildcards.archive],
     script:
         "../scripts/download.py"
 

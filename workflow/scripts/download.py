@@ -7,16 +7,12 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
 sys.stderr = sys.stdout = open(snakemake.log[0], "w", buffering=1)
 
-from maml.data import data_config, fetch_archive  # noqa: E402
-from maml.datasets import dataset_of, datasets  # noqa: E402
+from maml.data import data_sources, fetch_archive  # noqa: E402
+from maml.datasets import one_shot_runs_dataset  # noqa: E402
 
 name = snakemake.wildcards.get("archive", "all_runs")
-# Lake's runs belong to the dataset whose entry has them
-dataset = snakemake.wildcards.get("dataset") or next(
-    name for name, entry in datasets().items() if entry.one_shot_runs)
-# the config's `data` for its split's dataset, the registry's for any other
-sources = (snakemake.config["data"] if dataset == dataset_of(snakemake.config["split"]).name
-           else data_config({}, f"{snakemake.scriptdir}/../..", datasets()[dataset]))
+dataset = snakemake.wildcards.get("dataset") or one_shot_runs_dataset().name
+sources = data_sources(snakemake.config, dataset, f"{snakemake.scriptdir}/../..")
 source = sources["runs_source" if name == "all_runs" else "source"]
 fetch_archive(name, source, snakemake.params.md5, snakemake.output[0])
 print(f"{snakemake.output[0]}: {name}.zip from {source}, md5 {snakemake.params.md5} checked")
