@@ -159,7 +159,7 @@ def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.Path
 
 @dataclass(frozen=True)
 class Omniglot:
-    """All characters as images[character, drawer, 28, 28] plus per-character metadata."""
+    """All characters as images[character, drawer, size, size] plus per-character metadata."""
 
     images: np.ndarray  # float32 in [0, 1], stroke = 1
     char_id: np.ndarray  # official character ID, 1..1623

@@ -156,11 +156,11 @@ def check_inner_lr(inner_lr: float | None) -> None:
 def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray,
                       query_x: np.ndarray, steps: int | None = None,
                       inner_lr: float | None = None, queries: str = INDEPENDENT) -> np.ndarray:
-    """Class probabilities [queries, classes] after adapting to (support_x [N, 28, 28],
-    support_y [N] in 0..classes-1), `classes` at most the model's n_way (fewer: the first
-    units of its head, maml.cells). `steps` defaults to the model's test steps; `inner_lr`
-    replaces a fixed inner rate (a method with learned rates keeps its own); `queries` is how
-    the queries are classified (settings.QUERY_MODES)."""
+    """Class probabilities [queries, classes] after adapting to (support_x [N, size, size]
+    at the model's image size, support_y [N] in 0..classes-1), `classes` at most the model's
+    n_way (fewer: the first units of its head, maml.cells). `steps` defaults to the model's
+    test steps; `inner_lr` replaces a fixed inner rate (a method with learned rates keeps its
+    own); `queries` is how the queries are classified (settings.QUERY_MODES)."""
     classes = len(np.unique(support_y))
     if classes > model.n_way or support_y.max() != classes - 1:
         raise DataError(

@@ -31,7 +31,7 @@ class TaskIndices:
 
 @dataclass(frozen=True)
 class TaskBatch:
-    """Images as [T, n*k, 1, 28, 28] float32, labels as [T, n*k] int64 (same for query)."""
+    """Images as [T, n*k, 1, size, size] float32, labels as [T, n*k] int64 (same for query)."""
 
     support_x: np.ndarray
     support_y: np.ndarray
