@@ -39,7 +39,7 @@ def prepared(tmp_path_factory, archives) -> dict:
     """Preprocessed data and both splits, as files, like the pipeline's prepare rules."""
     out = tmp_path_factory.mktemp("prepared")
     omniglot = data.preprocess(archives, progress=False)
-    data.save_omniglot(omniglot, out / "omniglot28.npz")
+    data.save_characters(omniglot, out / "omniglot28.npz")
     splits = {}
     for name in data.SPLITS:
         splits[name] = out / f"{name}.json"

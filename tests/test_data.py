@@ -103,9 +103,9 @@ def test_images_inverted_and_in_range(prepared):
 
 def test_preprocessing_is_byte_identical(tmp_path, archives, prepared):
     again = data.preprocess(archives, progress=False)
-    data.save_omniglot(again, tmp_path / "again.npz")
+    data.save_characters(again, tmp_path / "again.npz")
     assert (tmp_path / "again.npz").read_bytes() == prepared["data_path"].read_bytes()
-    loaded = data.load_omniglot(prepared["data_path"])
+    loaded = data.load_characters(prepared["data_path"])
     assert np.array_equal(loaded.images, prepared["data"].images)
 
 
@@ -222,7 +222,7 @@ def test_cli_prepare_refuses_two_copies_and_writes_nothing(tmp_path, archives):
 def test_a_missing_data_file_says_how_to_make_it(tmp_path):
     with pytest.raises(data.DataError, match="omniglot28.npz: no preprocessed Omniglot file "
                                              "here; prepare the data first: `python -m maml"):
-        data.load_omniglot(tmp_path / "omniglot28.npz")
+        data.load_characters(tmp_path / "omniglot28.npz")
     result = subprocess.run([sys.executable, "-m", "maml", "train", "--data",
                              str(tmp_path / "omniglot28.npz")], capture_output=True, text=True)
     assert result.returncode == 2 and "python -m maml prepare" in result.stderr

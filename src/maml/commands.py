@@ -86,27 +86,27 @@ def cmd_fetch(args) -> None:
 
 
 def cmd_preprocess(args) -> None:
-    from maml.data import preprocess, save_omniglot
+    from maml.data import preprocess, save_characters
 
     refuse_writing_inputs({"--out": args.out}, {"--background": args.background,
                                                 "--evaluation": args.evaluation})
     data = preprocess({"images_background": args.background,
                        "images_evaluation": args.evaluation})
-    save_omniglot(data, args.out)
+    save_characters(data, args.out)
 
 
 def cmd_split(args) -> None:
-    from maml.data import load_omniglot, make_split, save_split
+    from maml.data import load_characters, make_split, save_split
 
     refuse_writing_inputs({"--out": args.out}, {"--data": args.data})
-    save_split(make_split(load_omniglot(args.data), args.name, args.seed), args.out)
+    save_split(make_split(load_characters(args.data), args.name, args.seed), args.out)
 
 
 def cmd_prepare(args) -> None:
     """Fetch, preprocess and split in one go, for use without Snakemake; nothing to do where
     the folder already holds the same archives (by md5) and what is made from them."""
-    from maml.data import (ARCHIVES, OFFICIAL_MD5, fetch_archive, load_omniglot, local_archive,
-                           make_split, md5sum, preprocess, save_omniglot, save_split)
+    from maml.data import (ARCHIVES, OFFICIAL_MD5, fetch_archive, load_characters, local_archive,
+                           make_split, md5sum, preprocess, save_characters, save_split)
 
     md5 = dict(OFFICIAL_MD5)
     md5.update({name: value for name, value in zip(ARCHIVES, args.md5 or [])})
@@ -118,7 +118,7 @@ def cmd_prepare(args) -> None:
     if all(path.is_file() for path in made) and all(
             (out / f"{name}.zip").is_file() and md5sum(out / f"{name}.zip") == md5[name]
             for name in ARCHIVES):
-        data = load_omniglot(made[0])
+        data = load_characters(made[0])
         print(f"{out}: already prepared ({data.num_characters} characters, splits "
               f"{', '.join(OMNIGLOT.splits)}; the archives' md5 sums match). Delete it to "
               "prepare again.")
@@ -132,7 +132,7 @@ def cmd_prepare(args) -> None:
         data = preprocess(archives)
         for name, path in archives.items():
             os.replace(path, out / f"{name}.zip")
-    save_omniglot(data, made[0])
+    save_characters(data, made[0])
     for name in OMNIGLOT.splits:
         save_split(make_split(data, name), out / "splits" / f"{name}.json")
     print(f"{out}: prepared {data.num_characters} characters from {', '.join(ARCHIVES)} "

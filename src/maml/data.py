@@ -158,7 +158,7 @@ def fetch_archive(name: str, source: str, expected_md5: str, dest: str | os.Path
 
 
 @dataclass(frozen=True)
-class Omniglot:
+class Characters:
     """All characters as images[character, drawer, size, size] plus per-character metadata."""
 
     images: np.ndarray  # float32 in [0, 1], stroke = 1
@@ -246,7 +246,7 @@ def read_archive(path: str | os.PathLike, archive: Archive, dataset: Dataset = O
 
 
 def preprocess(archives: dict[str, str | os.PathLike], progress: bool = True,
-               dataset: Dataset = OMNIGLOT) -> Omniglot:
+               dataset: Dataset = OMNIGLOT) -> Characters:
     """Decode, invert and area-resize every drawing of `dataset`'s archives (`archives`: the
     path of each, by name), ordered by character ID."""
     rows = []
@@ -259,7 +259,7 @@ def preprocess(archives: dict[str, str | os.PathLike], progress: bool = True,
     if len(set(ids)) != len(ids):
         raise DataError(f"the archives repeat character IDs ({len(ids)} characters, "
                         f"{len(set(ids))} distinct IDs): is one archive given twice?")
-    return Omniglot(
+    return Characters(
         images=np.stack([row[4] for row in rows]).astype(np.float32),
         char_id=np.array([row[0] for row in rows], dtype=np.int32),
         alphabet=np.array([row[1] for row in rows]),
@@ -268,8 +268,8 @@ def preprocess(archives: dict[str, str | os.PathLike], progress: bool = True,
     )
 
 
-def save_omniglot(data: Omniglot, path: str | os.PathLike) -> None:
-    save_arrays(path, {field: getattr(data, field) for field in Omniglot.__dataclass_fields__})
+def save_characters(data: Characters, path: str | os.PathLike) -> None:
+    save_arrays(path, {field: getattr(data, field) for field in Characters.__dataclass_fields__})
 
 
 PREPARE_HINT = ("prepare the data first: `python -m maml prepare` (official archives; offline: "
@@ -283,19 +283,19 @@ def _require(path: str | os.PathLike, what: str) -> None:
         raise DataError(f"{path}: no {what} here; {PREPARE_HINT}")
 
 
-def load_omniglot(path: str | os.PathLike) -> Omniglot:
+def load_characters(path: str | os.PathLike) -> Characters:
     _require(path, "preprocessed Omniglot file")
     arrays = load_arrays(path)
-    missing = [field for field in Omniglot.__dataclass_fields__ if field not in arrays]
+    missing = [field for field in Characters.__dataclass_fields__ if field not in arrays]
     if missing:
         raise DataError(f"{path}: not a preprocessed character dataset (no {', '.join(missing)}); "
                         f"{PREPARE_HINT}")
-    data = Omniglot(**{field: arrays[field] for field in Omniglot.__dataclass_fields__})
+    data = Characters(**{field: arrays[field] for field in Characters.__dataclass_fields__})
     images = data.images
     if images.ndim != 4 or images.shape[2] != images.shape[3] or images.dtype.kind != "f":
         raise DataError(f"{path}: images must be float arrays [character, drawer, size, size], "
                         f"got {images.dtype} {images.shape}")
-    if any(len(getattr(data, field)) != len(images) for field in Omniglot.__dataclass_fields__):
+    if any(len(getattr(data, field)) != len(images) for field in Characters.__dataclass_fields__):
         raise DataError(f"{path}: the images and their character records differ in length")
     if not np.isfinite(images).all():
         raise DataError(f"{path}: the images hold non-finite values")
@@ -305,7 +305,7 @@ def load_omniglot(path: str | os.PathLike) -> Omniglot:
 # --------------------------------------------------------------------------- splits
 
 
-def make_split(data: Omniglot, name: str, seed: int = 1) -> dict:
+def make_split(data: Characters, name: str, seed: int = 1) -> dict:
     """Character indices (into `data`) of the train, val and test parts of a split, as its
     registry entry (datasets.yaml) describes it; the parts' sizes are checked against it.
 

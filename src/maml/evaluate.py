@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from maml import cpu, inner
 from maml.cells import head_for, serving_settings, trained_and_tested
-from maml.data import load_omniglot, load_split
+from maml.data import load_characters, load_split
 from maml.device import use_device
 from maml.inner import InnerLoop
 from maml.meta import adapted_probabilities, as_tensors, evaluation_accuracies, task_groups
@@ -72,7 +72,7 @@ def _sampler(data_path, split_path, settings: dict, part: str = "test",
     """Test tasks (the settings' test stage) over the split's `part`: on "val", to choose a
     setting by the test protocol without the test characters. The split must be the one
     each of `models` was trained on, where its train.json records it."""
-    data = load_omniglot(data_path)
+    data = load_characters(data_path)
     split = load_split(split_path, settings["split"], data.num_characters)
     for model in models:
         check_split(model, split, split_path)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from maml.data import load_omniglot, load_split, split_hash
+from maml.data import load_characters, load_split, split_hash
 from maml.device import use_device
 from maml.evaluate import per_task_accuracies
 from maml.files import FileFormatError, load_arrays, save_arrays, write_json, write_text
@@ -210,7 +210,7 @@ def _write_results(out_dir: Path, settings: dict, split: dict, start: int, best,
 def _stages(settings: dict, data_path, split_path, progress: bool):
     """(split, training task sampler, validation sampler, the fixed validation tasks), the
     settings checked against the split's parts first."""
-    data = load_omniglot(data_path)
+    data = load_characters(data_path)
     split = load_split(split_path, settings["split"], data.num_characters)
     # (the pipeline passes training settings only: test-time ones take their counterparts)
     validate(with_defaults(settings),
