@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import sys
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from maml.files import read_json
 from maml.meta import adapted_probabilities
 from maml.model import Params
 from maml.model_file import load_params
-from maml.settings import FLOAT32_MAX, INDEPENDENT, SettingsError, with_defaults
+from maml.settings import INDEPENDENT, SettingsError, check_positive, with_defaults
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                   ".ppm")
@@ -148,11 +147,6 @@ def query_images(sources: list[str | os.PathLike]) -> list[Path]:
     return paths
 
 
-def check_inner_lr(inner_lr: float | None) -> None:
-    if inner_lr is not None and not (math.isfinite(inner_lr) and 0 < inner_lr < FLOAT32_MAX):
-        raise DataError(f"inner-lr: must be positive and finite, got {inner_lr}")
-
-
 def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray,
                       query_x: np.ndarray, steps: int | None = None,
                       inner_lr: float | None = None, queries: str = INDEPENDENT) -> np.ndarray:
@@ -171,7 +165,7 @@ def adapt_and_predict(model: Model, support_x: np.ndarray, support_y: np.ndarray
     settings = dict(model.settings, n_way=classes)
     steps = settings["test_inner_steps"] if steps is None else steps
     if inner_lr is not None:
-        check_inner_lr(inner_lr)
+        check_positive("inner-lr", inner_lr)
         if inner.for_settings(settings).rule.learned:
             raise DataError(f"this {settings['method']} model learned its inner rates; "
                             "--inner-lr applies to models with a fixed rate only")
@@ -192,7 +186,8 @@ def predict(model_path, support, queries, steps: int | None = None,
             mode: str = INDEPENDENT) -> tuple[list[str], list[Path], np.ndarray]:
     """(class names, query paths, probabilities [queries, classes]) for a support folder or
     CSV and query images or folders, the queries classified as `mode` says."""
-    check_inner_lr(inner_lr)  # before any image is read
+    if inner_lr is not None:  # before any image is read
+        check_positive("inner-lr", inner_lr)
     model = load_model(model_path)
     paths, labels = support_set(support)
     classes = sorted(set(labels))

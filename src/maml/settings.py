@@ -306,6 +306,13 @@ def upgrade(settings: dict) -> dict:
     return settings
 
 
+def check_positive(name: str, value: float) -> None:
+    """A count or rate the network uses in float32: positive and finite there."""
+    if not (value > 0 and math.isfinite(value) and value < FLOAT32_MAX):
+        raise SettingsError(f"{name}: must be positive and finite, got {value}"
+                            + (" (infinite in float32)" if value >= FLOAT32_MAX else ""))
+
+
 def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
     """Reject impossible settings early, naming the key. `num_classes` maps split part -> size."""
     unknown = set(settings) - set(DEFAULTS) - {"preset"}
@@ -322,11 +329,7 @@ def validate(settings: dict, num_classes: dict[str, int] | None = None) -> None:
         raise SettingsError(f"method: unknown method {settings['method']!r}; "
                             f"choose one of {list(METHODS)}")
     for key in POSITIVE:
-        if not (settings[key] > 0 and math.isfinite(settings[key])
-                and settings[key] < FLOAT32_MAX):
-            raise SettingsError(f"{key}: must be positive and finite, got {settings[key]}"
-                                + (" (infinite in float32)" if settings[key] >= FLOAT32_MAX
-                                   else ""))
+        check_positive(key, settings[key])
     if settings["n_way"] < 2:
         raise SettingsError(f"n_way: a classification task needs at least 2 ways, got "
                             f"{settings['n_way']}")
