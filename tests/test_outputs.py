@@ -125,5 +125,6 @@ def test_status_lists_the_runs_in_progress(tmp_path, capsys):
     record.write_text(json.dumps({"iteration": 10, "iterations": 100, "segments": [
         {"cpu_s": 36, "machine": {"kind": "AMD EPYC (AVX-512)"}}]}))
     assert main(["status", "--results", str(tmp_path)]) == 0
-    assert "| finn/maml/5way1shot/long-seed0 | 10 | 100 | 0.01 | AMD EPYC (AVX-512) |" in \
+    # 36 CPU-seconds for 10 iterations: 90 more take 324 s, 0.09 hours
+    assert "| finn/maml/5way1shot/long-seed0 | 10 | 100 | 0.01 | 0.09 | AMD EPYC (AVX-512) |" in \
         capsys.readouterr().out

@@ -55,8 +55,9 @@ def in_progress(state_path) -> bool:
 def progress_markdown(runs: list[tuple[str, str, bool]],
                       ensembles_waiting: list[tuple[str, list[str]]] = ()) -> str:
     """(run folder, state path, whether it retrains a finished run) of each run in progress ->
-    a markdown list with iteration counts and the machines of its segments; then each
-    ensemble still waiting for members' models, with those members."""
+    a markdown list with iteration counts, CPU time so far and to go (for planning sessions)
+    and the machines of its segments; then each ensemble still waiting for members' models,
+    with those members."""
     lines = ["# Runs in progress", "",
              "Checkpoints committed under `results/state/`; the pipeline resumes them. A run "
              "appears in the table once it has finished.", ""]
@@ -66,15 +67,16 @@ def progress_markdown(runs: list[tuple[str, str, bool]],
     waiting = waiting_markdown(ensembles_waiting)
     if not rows:
         return "\n".join(lines + ["None.", ""] + waiting)
-    lines += ["| run | iterations done | of | CPU-hours so far | machines |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += ["| run | iterations done | of | CPU-hours so far | CPU-hours to go (at its pace "
+              "so far) | machines |", "| --- | --- | --- | --- | --- | --- |"]
     for folder, record, retrain in rows:
         segments = record["segments"]
         cpu_hours = sum(s["cpu_s"] for s in segments) / 3600
+        done, total = record["iteration"], record["iterations"]
+        to_go = f"{cpu_hours / done * (total - done):.2f}" if done > 0 else "-"
         machines = "; ".join(dict.fromkeys(s["machine"]["kind"] for s in segments))
         name = f"{folder} (retrain)" if retrain else folder
-        lines.append(f"| {name} | {record['iteration']} | {record['iterations']} | "
-                     f"{cpu_hours:.2f} | {machines} |")
+        lines.append(f"| {name} | {done} | {total} | {cpu_hours:.2f} | {to_go} | {machines} |")
     if any(retrain for _, _, retrain in rows):
         lines += ["", "A retrain rebuilds the model of a finished run whose committed results "
                   "lack it (some November runs kept none): the table keeps that run's committed "
