@@ -4,6 +4,8 @@ ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
 RUNS_ARCHIVE = DATA_FILES["runs"]
 # The dataset of Lake's one-shot runs (the splits whose models they score).
 RUNS_DATASET = one_shot_runs_dataset().name
+# Their archive's md5 sum, which the download and the scoring rules both check.
+RUNS_MD5 = data_sources(config, RUNS_DATASET, REPOSITORY)["md5"]["all_runs"]
 # Whether the config chooses a model per cell on validation (workflow/rules/selection.smk).
 SELECTING = bool(config["selection"]["candidates"])
 # A run's folder: its results and settings files.

@@ -12,7 +12,7 @@ rule download_one_shot_runs:
         mem_mb=500,
         runtime=10,
     params:  # the source, as for the archives, is not part of the file's identity
-        md5=data_sources(config, RUNS_DATASET, REPOSITORY)["md5"]["all_runs"],
+        md5=RUNS_MD5,
     script:
         "../scripts/download.py"
 
@@ -43,6 +43,6 @@ rule lake_runs:
         steps=lambda wildcards: run_settings(
             config, wildcards.method, "20way1shot", wildcards.run, wildcards.split
         )["test_inner_steps"],
-        md5=data_sources(config, RUNS_DATASET, REPOSITORY)["md5"]["all_runs"],
+        md5=RUNS_MD5,
     script:
         "../scripts/lake_runs.py"
