@@ -188,14 +188,12 @@ TEST_TIME_FLAGS = ("test_inner_steps", "test_k_query", "device")
 def cmd_evaluate(args) -> None:
     """Evaluate with the model's own training settings (its train.json); flags may change
     test-time settings only, and any other flag must agree with the model."""
-    from maml.data import DataError
     from maml.evaluate import evaluate
     from maml.files import write_json
-    from maml.predict import load_model
+    from maml.model_file import read_training_record
     from maml.settings import SettingsError, validate
 
-    model = load_model(args.model)
-    settings = dict(model.settings)
+    settings = dict(read_training_record(args.model)[0])  # the model is read once, to evaluate
     if args.config:
         raise SettingsError("evaluate: --config does not apply; a model is evaluated with the "
                             "settings in its train.json")
@@ -210,9 +208,6 @@ def cmd_evaluate(args) -> None:
                 f"{settings.get(key)!r} (its train.json); evaluation takes the cell, method and "
                 f"inner loop from the model, flags change only {', '.join(TEST_TIME_FLAGS)}")
     validate(settings)  # e.g. --glob_update_step_test -1, --test_k_query 20 with 1 shot
-    if settings["n_way"] != model.n_way:
-        raise DataError(f"{args.model}: its output layer has {model.n_way} units but its "
-                        f"train.json says n_way = {settings['n_way']}")
     name = "eval.json" if args.part == "test" else f"eval_{args.part}.json"
     if args.cell:
         name = f"{Path(name).stem}_on-{args.cell}.json"

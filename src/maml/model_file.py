@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from maml.data import DataError, split_hash
+from maml.datasets import dataset_of
 from maml.files import load_arrays, read_json
 from maml.meta import init_meta_params
 from maml.model import Params, arrays_to_params
-from maml.settings import validate, with_defaults
+from maml.settings import SettingsError, validate, with_defaults
 
 
 def load_params(path: str | os.PathLike, settings: dict) -> Params:
@@ -42,6 +43,32 @@ def load_params(path: str | os.PathLike, settings: dict) -> Params:
         if not np.isfinite(arrays[name]).all():
             raise DataError(f"{path}: {name} has non-finite values")
     return arrays_to_params({name: arrays[name] for name in expected})
+
+
+def read_training_record(model_path: str | os.PathLike) -> tuple[dict, int]:
+    """The settings (every key present) and image size of the run that wrote `model_path`,
+    from the train.json beside it: a model is adapted with its own run's inner loop."""
+    path = Path(model_path)
+    summary = path.parent / "train.json"
+    if not summary.is_file():
+        raise DataError(f"{summary}: not found; a model is adapted with the inner-loop settings "
+                        "its training run wrote beside it")
+    if not path.is_file():
+        raise DataError(f"{path}: no model file (its run has a train.json but no model.npz: "
+                        "a run whose model was not kept, or one still training)")
+    record = read_json(summary)
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise DataError(f"{summary}: not a training record of this project (no \"settings\")")
+    try:
+        settings = with_defaults(record["settings"])
+        # a train.json from before the record: its split's dataset's size, what it trained at
+        size = record.get("image_size", dataset_of(settings["split"]).image_size)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise SettingsError(f"image_size: a number of pixels, got {size!r}")
+        validate(settings)
+    except SettingsError as error:
+        raise DataError(f"{summary}: {error}") from None
+    return settings, size
 
 
 def check_split(model_path: str | os.PathLike, split: dict, split_path) -> None:

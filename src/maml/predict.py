@@ -25,12 +25,10 @@ import paddle
 from maml import inner
 from maml.cells import head_for
 from maml.data import IMAGE_SIZE, DataError, check_dark_on_light, decode_image
-from maml.datasets import dataset_of
-from maml.files import read_json
 from maml.meta import adapted_probabilities
 from maml.model import Params
-from maml.model_file import load_params
-from maml.settings import INDEPENDENT, SettingsError, check_positive, with_defaults
+from maml.model_file import load_params, read_training_record
+from maml.settings import INDEPENDENT, check_positive
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
                   ".ppm")
@@ -49,26 +47,8 @@ class Model:
 
 def load_model(path: str | os.PathLike) -> Model:
     """model.npz and the train.json beside it (its method and inner-loop settings)."""
-    path = Path(path)
-    summary = path.parent / "train.json"
-    if not summary.is_file():
-        raise DataError(f"{summary}: not found; a model is adapted with the inner-loop settings "
-                        "its training run wrote beside it")
-    if not path.is_file():
-        raise DataError(f"{path}: no model file (its run has a train.json but no model.npz: "
-                        "a run whose model was not kept, or one still training)")
-    record = read_json(summary)
-    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
-        raise DataError(f"{summary}: not a training record of this project (no \"settings\")")
-    try:
-        settings = with_defaults(record["settings"])
-        # a train.json from before the record: its split's dataset's size, what it trained at
-        size = record.get("image_size", dataset_of(settings["split"]).image_size)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise SettingsError(f"image_size: a number of pixels, got {size!r}")
-        return Model(load_params(path, settings), settings, size)
-    except SettingsError as error:
-        raise DataError(f"{summary}: {error}") from None
+    settings, image_size = read_training_record(path)
+    return Model(load_params(path, settings), settings, image_size)
 
 
 def read_images(paths: list[str | os.PathLike], size: int = IMAGE_SIZE) -> np.ndarray:
