@@ -145,9 +145,16 @@ def test_a_model_chosen_from_another_cell_heads_the_cell_beside_the_cells_own():
         ["the cell's own model", "maml++, own (laptop)", "20way5shot"],
         ["chosen on validation for each query on its own (a model trained on 20way1shot)",
          "maml++, lone (laptop)", "20way1shot"]]
+    # the front page: the model chosen for each protocol, each with its accuracy in it, and
+    # the file `predict` should be given (the one chosen for each query on its own)
     headline = headline_table(table, "finn", {("maml++", "20way5shot", "own")}, chosen)
-    assert "| other (maml++, 20way1shot) | 98.60 ± 0.00 (2 seeds) | 97.60 |" in headline
-    assert "`other-seed0/model.npz`" in headline
+    assert ("| 20way5shot | other (maml++, 20way1shot) | 98.60 ± 0.00 (2 seeds) | "
+            "lone (maml++, 20way1shot) | 97.00 (1 seed) | 98.9 ± 0.2 | 99.33 | `lone-seed0/model.npz` |"
+            ) in headline
+    chosen["20way5shot"]["support"] = "other"
+    headline = headline_table(table, "finn", {("maml++", "20way5shot", "own")}, chosen)
+    assert ("| other (maml++, 20way1shot) | 98.60 ± 0.00 (2 seeds) | the same | 97.60 ± 0.00 (2 seeds) |"
+            in headline and "`other-seed0/model.npz`" in headline)
 
 
 def test_the_cpu_hours_figure_plots_the_runs_process_cpu_time(tmp_path):

@@ -64,6 +64,18 @@ def test_a_rows_numbers_are_its_eval_files(row):
         assert math.isnan(row.ci95_seeds)
     assert row.per_seed == "; ".join(f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f}"
                                      for e in evals)
+    # each query on its own: over the seeds whose evaluation has it
+    alone = np.array([100 * e["query_modes"]["support"]["accuracy"] for e in evals
+                      if "support" in e.get("query_modes", {})])
+    assert row.independent_seeds == len(alone)
+    if len(alone):
+        assert row.independent == pytest.approx(alone.mean(), abs=1e-9)
+    if len(alone) > 1:
+        assert row.independent_ci95_seeds == pytest.approx(
+            stats.t.ppf(0.975, len(alone) - 1) * alone.std(ddof=1) / math.sqrt(len(alone)),
+            rel=1e-9)
+    else:
+        assert math.isnan(row.independent_ci95_seeds)
 
 
 def test_every_ensemble_file_is_a_row_with_its_accuracy():
@@ -90,3 +102,44 @@ def test_the_markdown_table_shows_the_csvs_numbers():
         assert cells[:2] == [row.cell, row.method] and cells[3] == row.trained_on
         assert cells[4].startswith(f"{row.accuracy:.2f}")
         assert cells[5] == row.per_seed
+
+
+def _table_rows(name: str) -> list[dict]:
+    lines = (RESULTS / name).read_text().splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|"))))
+            for line in lines[2:]]
+
+
+def _row(label: str, cell: str):
+    """table.csv's row of a run label as the front page names it: "run (method, trained on)"."""
+    run, method = re.fullmatch(r"(.+) \((\S+), \S+\)", label).groups()
+    rows = SINGLES[(SINGLES.split == "finn") & (SINGLES.cell == cell)
+                   & (SINGLES.run == run) & (SINGLES.method == method)]
+    assert len(rows) == 1, label
+    return rows.iloc[0]
+
+
+def _shown(mean: float, spread: float) -> str:
+    return f"{mean:.2f}" + ("" if math.isnan(spread) else f" ± {spread:.2f}")
+
+
+def test_the_front_pages_numbers_are_the_tables():
+    """headline.md (the README's table): each protocol's model and accuracy are its row of
+    table.csv, so each equals its evaluation files (above); the chosen models are
+    selection.json's."""
+    chosen = json.loads((RESULTS / "selection.json").read_text())["chosen"]
+    rows = _table_rows("headline.md")
+    assert [row["cell"] for row in rows] == list(chosen)
+    for shown in rows:
+        cell = shown["cell"]
+        together = _row(shown["queries together (paper's protocol): model"], cell)
+        name = shown["each query on its own (what `predict` gives): model"]
+        alone = together if name == "the same" else _row(name, cell)
+        assert (together.run, alone.run) == (chosen[cell]["together"], chosen[cell]["support"])
+        assert shown["accuracy, queries together"].startswith(
+            _shown(together.accuracy, together.ci95_seeds))
+        assert shown["accuracy, each query on its own"].startswith(
+            _shown(alone.independent, alone.independent_ci95_seeds))
+        assert shown["model for `predict` (first seed)"] == f"`{alone.model}`"
+        assert (RESULTS.parent / alone.model).is_file()

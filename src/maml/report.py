@@ -21,8 +21,8 @@ from maml.results_rows import (check_evaluations, ensemble_rows, in_cell_order, 
                                run_folder, summarise)
 from maml.pipeline_config import ensembles as configured_ensembles
 from maml.tables import (BEST_COLUMNS, HEADLINE_COLUMNS, HTML_COLUMNS, cell_rows,
-                         grid_comparison, html_page, lake_html_frame, lake_table, markdown,
-                         markdown_table, text_frame)
+                         grid_comparison, headline_pairs, html_page, lake_html_frame, lake_table,
+                         markdown, markdown_table, text_frame)
 
 
 def aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_dir=".",
@@ -66,7 +66,7 @@ def _aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_d
                  configured_ensembles(config) if ensemble_split == split}
     choice = read_json(selection)["chosen"] if selection else None
     best_rows = cell_rows(table, split, headlines, choice)
-    headline_rows = [rows[0] for rows in best_rows.values()]
+    headline_rows = headline_pairs(best_rows)
     best_rows = [row for rows in best_rows.values() for row in rows]
     write_text(outputs["best"], markdown(BEST_COLUMNS, best_rows))
     write_text(outputs["headline"], markdown(HEADLINE_COLUMNS, headline_rows))

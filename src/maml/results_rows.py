@@ -113,6 +113,7 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
             "accuracy": acc.mean(), "ci95_seeds": spread,
             "independent": group["independent"].mean(),  # over the seeds that have it
             "independent_seeds": int(group["independent"].notna().sum()),
+            "independent_ci95_seeds": t_interval(group["independent"].dropna()),
             "per_seed": "; ".join(f"{a:.2f} ± {c:.2f}" for a, c in
                                   zip(group["accuracy"], group["ci95"])),
             "test_tasks": int(group["test_tasks"].iloc[0]),
@@ -153,6 +154,7 @@ def ensemble_rows(ensemble_files, table: pd.DataFrame) -> pd.DataFrame:
                         & (table["run"] == run) & (table["split"] == split)].iloc[0]
         rows.append({**members.to_dict(), "run": f"{run} ensemble", "ensemble": True,
                      "independent": float("nan"), "independent_seeds": 0,
+                     "independent_ci95_seeds": float("nan"),
                      "seeds": len(result["members"]), "accuracy": 100 * result["accuracy"],
                      "ci95_seeds": float("nan"),
                      "per_seed": f"{100 * result['accuracy']:.2f} ± {100 * result['ci95']:.2f} "

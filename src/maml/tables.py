@@ -29,10 +29,20 @@ def _independent(row) -> str:
         return "-"
     if pd.isna(row.independent):
         return "model not kept"
+    spread = ("" if math.isnan(row.independent_ci95_seeds)
+              else f" ± {row.independent_ci95_seeds:.2f}")
     if row.independent_seeds < row.seeds:  # the others' models are not kept
-        return f"{row.independent:.2f} (seed{'s' if row.independent_seeds > 1 else ''} with a " \
-               f"model: {row.independent_seeds} of {row.seeds})"
-    return f"{row.independent:.2f}"
+        return f"{row.independent:.2f}{spread} (seed{'s' if row.independent_seeds > 1 else ''} " \
+               f"with a model: {row.independent_seeds} of {row.seeds})"
+    return f"{row.independent:.2f}{spread}"
+
+
+def _independent_over_seeds(row) -> str:
+    """`_independent` with its seed count, as `_accuracy_over_seeds` (a partial count says so)."""
+    shown = _independent(row)
+    if row.ensemble or pd.isna(row.independent) or row.independent_seeds < row.seeds:
+        return shown
+    return f"{shown} ({row.seeds} seed{'s' if row.seeds > 1 else ''})"
 
 
 def _accuracy_over_seeds(row) -> str:
@@ -113,6 +123,7 @@ BEST_COLUMNS = (
 )
 HEADLINE = "headline"
 HIGHEST = "highest single model"
+ALONE = "chosen on validation for each query on its own"
 
 
 def _full_paper_protocol(row) -> bool:
@@ -150,8 +161,7 @@ def _cell_rows(group: pd.DataFrame, headlines, chosen: dict) -> list[tuple[str, 
                  group[group["run"] == f"{own_head.run} ensemble"].iterrows()]
     if alone and alone != head.run and len(run_rows(alone)):
         lone = run_rows(alone).iloc[0]
-        rows += [("chosen on validation for each query on its own"
-                  + ("" if lone.trained_on == lone.cell
+        rows += [(ALONE + ("" if lone.trained_on == lone.cell
                      else f" (a model trained on {lone.trained_on})"), lone)]
     same = own[(own["method"] == own_head.method) & (own["preset"] == own_head.preset)]
     rows += ([("same configuration, longer", row) for _, row in
@@ -163,16 +173,24 @@ def _cell_rows(group: pd.DataFrame, headlines, chosen: dict) -> list[tuple[str, 
             if not (row.run in shown or shown.add(row.run))]
 
 
-# The front page's table: per cell, the headline row of best_per_cell.
+# The front page's table: per cell, the model chosen on validation for each protocol, each with
+# its accuracy in that protocol; filled from a (headline row, its row for each query on its own)
+# pair of best_per_cell's rows.
 HEADLINE_COLUMNS = (
-    ("cell", lambda row: row.cell),
-    ("model (method, trained on)", lambda row: f"{row.run} ({row.method}, {row.trained_on})"),
-    ("queries together (paper's protocol)", _accuracy_over_seeds),
-    ("each query on its own (what `predict` gives)", lambda row: _independent(row)),
-    ("paper (MAML)", _paper),
-    ("MAML++ published (ensembles)", lambda row: _shown(_published("maml++", row), ".2f")),
-    ("model file (first seed)", lambda row: f"`{row.model}`"),
+    ("cell", lambda pair: pair[0].cell),
+    ("queries together (paper's protocol): model", lambda pair: _model_name(pair[0])),
+    ("accuracy, queries together", lambda pair: _accuracy_over_seeds(pair[0])),
+    ("each query on its own (what `predict` gives): model",
+     lambda pair: "the same" if pair[1].run == pair[0].run else _model_name(pair[1])),
+    ("accuracy, each query on its own", lambda pair: _independent_over_seeds(pair[1])),
+    ("paper (MAML)", lambda pair: _paper(pair[0])),
+    ("MAML++ published (ensembles)", lambda pair: _shown(_published("maml++", pair[0]), ".2f")),
+    ("model for `predict` (first seed)", lambda pair: f"`{pair[1].model}`"),
 )
+
+
+def _model_name(row) -> str:
+    return f"{row.run} ({row.method}, {row.trained_on})"
 
 
 def cell_rows(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> dict:
@@ -182,10 +200,16 @@ def cell_rows(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> dic
             for cell, group in table[table["split"] == split].groupby("cell", sort=False)}
 
 
+def headline_pairs(rows_by_cell: dict) -> list[tuple[pd.Series, pd.Series]]:
+    """Per cell of `cell_rows`: its headline row and the row chosen for each query on its own
+    (the headline row where the choice is the same model, or there was none)."""
+    return [(rows[0], next((row for row in rows if row["role"].startswith(ALONE)), rows[0]))
+            for rows in rows_by_cell.values()]
+
+
 def headline_table(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
-    """Per cell of `split`, its headline row (`best_per_cell`'s first): markdown."""
-    return markdown(HEADLINE_COLUMNS, [rows[0] for rows in
-                                        cell_rows(table, split, headlines, chosen).values()])
+    """Per cell of `split`, the model chosen for each protocol: markdown."""
+    return markdown(HEADLINE_COLUMNS, headline_pairs(cell_rows(table, split, headlines, chosen)))
 
 
 def best_per_cell(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
