@@ -22,7 +22,7 @@ import pooch
 import requests
 from tqdm import tqdm
 
-from maml.datasets import DATA_FILES, OMNIGLOT, Archive, Dataset, dataset_of, datasets
+from maml.datasets import OMNIGLOT, Archive, Dataset, dataset_of, datasets
 from maml.files import load_arrays, read_json, save_arrays, temporary_prefix, write_json
 from maml.settings import SPLITS
 
@@ -274,8 +274,8 @@ def save_characters(data: Characters, path: str | os.PathLike) -> None:
 
 PREPARE_HINT = ("prepare the data first: `python -m maml prepare` (official archives; offline: "
                 "--source ../shared/omniglot --md5 <background> <evaluation>) or "
-                f"`./run.sh pipeline {DATA_FILES['data']} "
-                f"{DATA_FILES['split'].format(split='<split>')}`")
+                f"`./run.sh pipeline {OMNIGLOT.data_file} "
+                f"{OMNIGLOT.split_files.format(split='<split>')}`")
 
 
 def _require(path: str | os.PathLike, what: str) -> None:

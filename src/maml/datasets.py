@@ -44,6 +44,13 @@ class Dataset:
     def split_files(self) -> str:
         return f"resources/{self.name}/splits/{{split}}.json"
 
+    @property
+    def runs_file(self) -> str | None:
+        """Where Lake's one-shot runs archive is, for the dataset that has them."""
+        if not self.one_shot_runs:
+            return None
+        return f"resources/{self.name}/{self.one_shot_runs['file']}.zip"
+
     def split_sizes(self, split: str) -> dict[str, int]:
         return {part: self.splits[split][part] for part in PARTS}
 
@@ -98,11 +105,3 @@ def all_splits() -> dict[str, dict[str, int]]:
 
 
 OMNIGLOT = datasets()["omniglot"]
-
-# Omniglot's data files, by the name of the rule input that reads them (the workflow's
-# data_input takes any dataset's from its entry; these name the default in messages).
-DATA_FILES = {
-    "data": OMNIGLOT.data_file,
-    "split": OMNIGLOT.split_files,
-    "runs": f"resources/{OMNIGLOT.name}/{OMNIGLOT.one_shot_runs['file']}.zip",
-}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maml.datasets import DATA_FILES, dataset_of
+from maml.datasets import OMNIGLOT, dataset_of, one_shot_runs_dataset
 
 
 class OverwriteError(RuntimeError):
@@ -186,8 +186,9 @@ def data_inputs(inputs, *names: str, wildcards=None) -> list[str]:
     model.npz asked for, --forcerun) in a workdir whose data are not made yet, e.g. a fresh
     clone: the error names the files to make (the split's from `wildcards`)."""
     split = getattr(wildcards, "split", None)
-    files = {**DATA_FILES, **({"data": dataset_of(split).data_file,
-                               "split": dataset_of(split).split_files} if split else {})}
+    dataset = dataset_of(split) if split else OMNIGLOT
+    files = {"data": dataset.data_file, "split": dataset.split_files,
+             "runs": one_shot_runs_dataset().runs_file}
     missing = [files[name].format(split=split or "<split>")
                for name in names if not getattr(inputs, name)]
     if missing:

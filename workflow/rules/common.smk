@@ -1,9 +1,9 @@
 ON_GPU = config["device"].startswith("gpu")
 # One environment file serves every rule: the GPU one when the config asks for a GPU.
 ENV = "../../envs/maml-gpu.yaml" if ON_GPU else "../../envs/maml-cpu.yaml"
-RUNS_ARCHIVE = DATA_FILES["runs"]
-# The dataset of Lake's one-shot runs (the splits whose models they score).
+# The dataset of Lake's one-shot runs (the splits whose models they score), and their archive.
 RUNS_DATASET = one_shot_runs_dataset().name
+RUNS_ARCHIVE = one_shot_runs_dataset().runs_file
 # Their archive's md5 sum, which the download and the scoring rules both check.
 RUNS_MD5 = data_sources(config, RUNS_DATASET, REPOSITORY)["md5"]["all_runs"]
 # Whether the config chooses a model per cell on validation (workflow/rules/selection.smk).
