@@ -151,6 +151,10 @@ def test_a_model_chosen_from_another_cell_heads_the_cell_beside_the_cells_own():
     assert ("| 20way5shot | other (maml++, 20way1shot) | 98.60 ± 0.00 (2 seeds) | "
             "lone (maml++, 20way1shot) | 97.00 (1 seed) | 98.9 ± 0.2 | 99.33 | `lone-seed0/model.npz` |"
             ) in headline
+    chosen["20way5shot"]["support"] = "own"  # a model the cell shows in another role
+    headline = headline_table(table, "finn", {("maml++", "20way5shot", "own")}, chosen)
+    assert ("| other (maml++, 20way1shot) | 98.60 ± 0.00 (2 seeds) | own (maml++, 20way5shot) | "
+            "96.00 ± 0.00 (2 seeds) |") in headline
     chosen["20way5shot"]["support"] = "other"
     headline = headline_table(table, "finn", {("maml++", "20way5shot", "own")}, chosen)
     assert ("| other (maml++, 20way1shot) | 98.60 ± 0.00 (2 seeds) | the same | 97.60 ± 0.00 (2 seeds) |"

@@ -66,7 +66,7 @@ def _aggregate(evals, summaries, curves, outputs: dict, config: dict, workflow_d
                  configured_ensembles(config) if ensemble_split == split}
     choice = read_json(selection)["chosen"] if selection else None
     best_rows = cell_rows(table, split, headlines, choice)
-    headline_rows = headline_pairs(best_rows)
+    headline_rows = headline_pairs(best_rows, choice)
     best_rows = [row for rows in best_rows.values() for row in rows]
     write_text(outputs["best"], markdown(BEST_COLUMNS, best_rows))
     write_text(outputs["headline"], markdown(HEADLINE_COLUMNS, headline_rows))

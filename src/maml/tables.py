@@ -123,7 +123,6 @@ BEST_COLUMNS = (
 )
 HEADLINE = "headline"
 HIGHEST = "highest single model"
-ALONE = "chosen on validation for each query on its own"
 
 
 def _full_paper_protocol(row) -> bool:
@@ -161,7 +160,8 @@ def _cell_rows(group: pd.DataFrame, headlines, chosen: dict) -> list[tuple[str, 
                  group[group["run"] == f"{own_head.run} ensemble"].iterrows()]
     if alone and alone != head.run and len(run_rows(alone)):
         lone = run_rows(alone).iloc[0]
-        rows += [(ALONE + ("" if lone.trained_on == lone.cell
+        rows += [("chosen on validation for each query on its own"
+                  + ("" if lone.trained_on == lone.cell
                      else f" (a model trained on {lone.trained_on})"), lone)]
     same = own[(own["method"] == own_head.method) & (own["preset"] == own_head.preset)]
     rows += ([("same configuration, longer", row) for _, row in
@@ -200,16 +200,20 @@ def cell_rows(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> dic
             for cell, group in table[table["split"] == split].groupby("cell", sort=False)}
 
 
-def headline_pairs(rows_by_cell: dict) -> list[tuple[pd.Series, pd.Series]]:
-    """Per cell of `cell_rows`: its headline row and the row chosen for each query on its own
-    (the headline row where the choice is the same model, or there was none)."""
-    return [(rows[0], next((row for row in rows if row["role"].startswith(ALONE)), rows[0]))
-            for rows in rows_by_cell.values()]
+def headline_pairs(rows_by_cell: dict, chosen=None) -> list[tuple[pd.Series, pd.Series]]:
+    """Per cell of `cell_rows`: its headline row and the row of the model chosen for each query
+    on its own (`chosen`, as `best_per_cell`'s; the headline row where it names none)."""
+    pairs = []
+    for cell, rows in rows_by_cell.items():
+        alone = (chosen or {}).get(cell, {}).get(INDEPENDENT)
+        pairs.append((rows[0], next((row for row in rows if row.run == alone), rows[0])))
+    return pairs
 
 
 def headline_table(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
     """Per cell of `split`, the model chosen for each protocol: markdown."""
-    return markdown(HEADLINE_COLUMNS, headline_pairs(cell_rows(table, split, headlines, chosen)))
+    return markdown(HEADLINE_COLUMNS,
+                    headline_pairs(cell_rows(table, split, headlines, chosen), chosen))
 
 
 def best_per_cell(table: pd.DataFrame, split: str, headlines=(), chosen=None) -> str:
