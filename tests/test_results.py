@@ -46,6 +46,11 @@ def test_every_committed_run_has_one_row_and_every_row_its_runs():
     assert set(keys) == set(RUNS)
 
 
+def _t_half_width(values: np.ndarray) -> float:
+    """The 95% t interval's half-width over seeds, n - 1 degrees of freedom."""
+    return stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+
+
 @pytest.mark.parametrize("row", list(SINGLES.itertuples()),
                          ids=lambda r: f"{r.cell}-{r.method}-{r.run}")
 def test_a_rows_numbers_are_its_eval_files(row):
@@ -57,9 +62,7 @@ def test_a_rows_numbers_are_its_eval_files(row):
     assert row.seeds == len(evals)
     assert row.accuracy == pytest.approx(accuracies.mean(), abs=1e-9)
     if len(evals) > 1:  # the 95% t interval, n - 1 degrees of freedom
-        t = stats.t.ppf(0.975, len(evals) - 1)
-        assert row.ci95_seeds == pytest.approx(
-            t * accuracies.std(ddof=1) / math.sqrt(len(evals)), rel=1e-9)
+        assert row.ci95_seeds == pytest.approx(_t_half_width(accuracies), rel=1e-9)
     else:
         assert math.isnan(row.ci95_seeds)
     assert row.per_seed == "; ".join(f"{100 * e['accuracy']:.2f} ± {100 * e['ci95']:.2f}"
@@ -71,9 +74,7 @@ def test_a_rows_numbers_are_its_eval_files(row):
     if len(alone):
         assert row.independent == pytest.approx(alone.mean(), abs=1e-9)
     if len(alone) > 1:
-        assert row.independent_ci95_seeds == pytest.approx(
-            stats.t.ppf(0.975, len(alone) - 1) * alone.std(ddof=1) / math.sqrt(len(alone)),
-            rel=1e-9)
+        assert row.independent_ci95_seeds == pytest.approx(_t_half_width(alone), rel=1e-9)
     else:
         assert math.isnan(row.independent_ci95_seeds)
 
