@@ -191,6 +191,25 @@ def test_the_cpu_hours_figure_plots_the_runs_process_cpu_time(tmp_path):
     assert lines["fomaml"][0][-1] * 3600 < fomaml_wall / 2  # the wall clock is not plotted
 
 
+def test_a_panel_zooms_on_the_differences_between_lines_and_shows_a_lone_line_whole():
+    """Several lines: from a little below the lowest final value, hiding the climb from
+    chance; one line: nothing to compare, so its whole climb stays in the panel."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from maml.figures import _zoom
+
+    climb, other = np.array([20.0, 60.0, 90.0]), np.array([30.0, 70.0, 95.0])
+    figure, (several, lone) = plt.subplots(1, 2)
+    _zoom(several, {"a": (np.arange(3), climb), "b": (np.arange(3), other)})
+    _zoom(lone, {"a": (np.arange(3), climb)})
+    assert several.get_ylim() == (85.0, 97.0)
+    assert lone.get_ylim() == (15.0, 92.0)
+    plt.close(figure)
+
+
 def test_the_html_table_is_for_people():
     """The committed table.html: UTF-8, the headers a person reads, no NaN or booleans."""
     from pathlib import Path

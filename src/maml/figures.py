@@ -111,10 +111,13 @@ def _log_axis_if_spread(ax, lengths) -> None:
 def _zoom(ax, lines) -> None:
     """A y axis from a little below the lowest line's final value to a little above the
     highest value: the differences between the runs' results, not the climb from chance,
-    fill the panel. `lines`: {label: (x, y)}."""
+    fill the panel. A panel of one line has no differences to show: its whole climb does.
+    `lines`: {label: (x, y)}."""
     finals = [y[-1] for _, y in lines.values()]
     top = max(float(np.nanmax(y)) for _, y in lines.values())
-    ax.set_ylim(max(0.0, min(finals) - 5.0), min(100.5, top + 2.0))
+    bottom = (float(np.nanmin(next(iter(lines.values()))[1])) if len(lines) == 1
+              else min(finals)) - 5.0
+    ax.set_ylim(max(0.0, bottom), min(100.5, top + 2.0))
 
 
 def _plot_panels(panels: dict, draw, path, xlabel: str, ylabel: str,
